@@ -1,0 +1,203 @@
+//! Layered configuration: `config/base.toml` → `config/{APP_ENV}.toml` → `APP__SECTION__KEY`
+//! environment variables → command-line flags (applied by the caller as overrides).
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use strategies::ConcurrencyConfig;
+
+/// The development JWT secret of `config/base.toml`; production refuses to start with it.
+pub const DEV_JWT_SECRET: &str = "dev-only-secret-change-me";
+/// The development admin password of `config/base.toml`; production refuses it too.
+pub const DEV_ADMIN_PASSWORD: &str = "admin-password";
+
+/// Everything nanum reads at start-up.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    /// `APP_ENV`: `local`, `test` or `production`.
+    #[serde(default = "default_env")]
+    pub environment: String,
+    /// HTTP listener.
+    pub server: ServerSettings,
+    /// Database (SQLite or MariaDB/MySQL, picked by URL scheme).
+    pub database: DatabaseSettings,
+    /// Redis (only the Redis strategies need it).
+    pub redis: RedisSettings,
+    /// Kafka (only the Kafka strategies need it).
+    pub kafka: KafkaSettings,
+    /// Which concurrency strategy serialises applications.
+    pub concurrency: ConcurrencyConfig,
+    /// This instance's place among several (partition assignment).
+    pub instance: InstanceSettings,
+    /// Tokens, passwords and the bootstrap admin.
+    pub auth: AuthSettings,
+    /// Catalogue search.
+    pub search: SearchSettings,
+}
+
+fn default_env() -> String {
+    "local".into()
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerSettings {
+    /// Interface to bind.
+    pub host: String,
+    /// Port; 0 = any free port.
+    pub port: u16,
+    /// Worker threads; 0 = one per core.
+    #[serde(default)]
+    pub workers: usize,
+}
+
+/// `[database]`
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    /// `sqlite://…` or `mysql://…`.
+    pub url: String,
+    /// Pool size.
+    pub max_connections: u32,
+}
+
+/// `[redis]`
+#[derive(Debug, Clone, Deserialize)]
+pub struct RedisSettings {
+    /// Empty when not configured.
+    #[serde(default)]
+    pub url: String,
+}
+
+/// `[kafka]`
+#[derive(Debug, Clone, Deserialize)]
+pub struct KafkaSettings {
+    /// Comma-separated bootstrap brokers; empty when not configured.
+    #[serde(default)]
+    pub brokers: String,
+    /// Partitions of the applications topic.
+    pub partitions: i32,
+    /// Applications topic; replies go to `<topic>.results`.
+    pub topic: String,
+}
+
+/// `[instance]`
+#[derive(Debug, Clone, Deserialize)]
+pub struct InstanceSettings {
+    /// 0-based index of this instance.
+    pub index: u32,
+    /// Number of instances.
+    pub count: u32,
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthSettings {
+    /// HMAC secret of access tokens.
+    pub jwt_secret: String,
+    /// Access-token lifetime.
+    pub token_ttl_secs: u64,
+    /// Account created (or promoted) as admin at start-up.
+    pub admin_email: String,
+    /// Its password when it is first created.
+    pub admin_password: String,
+    /// Failed logins per email within the window before 429.
+    pub login_max_failures: u32,
+    /// Window of that count.
+    pub login_window_secs: u64,
+    /// argon2id cost.
+    pub argon2: Argon2Settings,
+}
+
+/// argon2id parameters (tests lower them; the algorithm never changes).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Argon2Settings {
+    /// Memory in KiB.
+    pub memory_kib: u32,
+    /// Passes.
+    pub iterations: u32,
+    /// Lanes.
+    pub parallelism: u32,
+}
+
+/// `[search]`
+#[derive(Debug, Clone, Deserialize)]
+pub struct SearchSettings {
+    /// tantivy index folder.
+    pub index_dir: PathBuf,
+}
+
+/// The folder holding `base.toml`: `APP_CONFIG_DIR`, else `./config`, else the crate's own.
+pub fn config_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("APP_CONFIG_DIR") {
+        return dir.into();
+    }
+    let local = PathBuf::from("config");
+    if local.join("base.toml").exists() {
+        return local;
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config")
+}
+
+/// Loads the layers for `APP_ENV` (default `local`), applying `overrides` (key, value) last.
+///
+/// # Errors
+///
+/// A missing `base.toml`, a malformed file, or a value of the wrong type — the message
+/// names the key.
+pub fn load(overrides: &[(&str, String)]) -> Result<Settings, config::ConfigError> {
+    let environment = std::env::var("APP_ENV").unwrap_or_else(|_| default_env());
+    load_for(&environment, overrides)
+}
+
+/// As [`load`], for an explicit environment name.
+///
+/// # Errors
+///
+/// See [`load`].
+pub fn load_for(environment: &str, overrides: &[(&str, String)]) -> Result<Settings, config::ConfigError> {
+    let dir = config_dir();
+    let mut builder = config::Config::builder()
+        .add_source(config::File::from(dir.join("base.toml")))
+        .add_source(config::File::from(dir.join(format!("{environment}.toml"))).required(false))
+        .add_source(
+            config::Environment::with_prefix("APP")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true),
+        )
+        .set_override("environment", environment)?;
+    for (key, value) in overrides {
+        builder = builder.set_override(*key, value.as_str())?;
+    }
+    builder.build()?.try_deserialize()
+}
+
+impl Settings {
+    /// Refuses settings that must never reach production.
+    ///
+    /// # Errors
+    ///
+    /// One line naming the setting to change.
+    pub fn check(&self) -> Result<(), String> {
+        if self.environment == "production" {
+            if self.auth.jwt_secret == DEV_JWT_SECRET || self.auth.jwt_secret.len() < 32 {
+                return Err("auth.jwt_secret has its development default (or is shorter than 32 \
+                            bytes); set APP__AUTH__JWT_SECRET"
+                    .into());
+            }
+            if self.auth.admin_password == DEV_ADMIN_PASSWORD {
+                return Err("auth.admin_password has its development default; set \
+                            APP__AUTH__ADMIN_PASSWORD"
+                    .into());
+            }
+        }
+        if self.instance.count == 0 || self.instance.index >= self.instance.count {
+            return Err(format!(
+                "instance.index ({}) must be below instance.count ({}); set APP__INSTANCE__INDEX / \
+                 APP__INSTANCE__COUNT",
+                self.instance.index, self.instance.count
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,167 @@
+//! One error type for every endpoint; each variant says its status and code
+//! (after realworld-axum-sqlx). Bodies are `{"error", "message"}` (plus `fields` for
+//! validation); a 500 logs its cause and answers opaquely.
+
+use std::collections::BTreeMap;
+
+use actix_web::{HttpResponse, ResponseError, http::StatusCode};
+use serde_json::json;
+use strategies::StrategyError;
+
+/// Field name → what is wrong with it.
+pub type FieldErrors = BTreeMap<&'static str, String>;
+
+/// Every failure an endpoint can answer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// 400: the body is not JSON (or not an object).
+    #[error("{0}")]
+    InvalidJson(String),
+    /// 400: a query-string parameter is malformed or out of range.
+    #[error("{0}")]
+    InvalidQuery(String),
+    /// 401: missing, malformed, forged or expired token, or wrong credentials.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// 403: signed in, but not allowed.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// 404
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// 409: no copies left.
+    #[error("all copies of this event have been given away")]
+    SoldOut,
+    /// 409: this reader already holds a copy.
+    #[error("you already applied to this event")]
+    AlreadyApplied,
+    /// 409: an account with that email exists.
+    #[error("an account with this email already exists")]
+    EmailTaken,
+    /// 409: the resource is referenced by another (e.g. a book with events).
+    #[error("{0}")]
+    Conflict(&'static str),
+    /// 422: well-formed JSON with invalid values.
+    #[error("some fields are invalid")]
+    Validation(FieldErrors),
+    /// 422: the event has not opened yet.
+    #[error("the event opens at {0}")]
+    EventNotOpen(String),
+    /// 422: the event has closed.
+    #[error("the event closed at {0}")]
+    EventClosed(String),
+    /// 429: too many attempts; retry after the given seconds.
+    #[error("too many attempts; retry in {0} s")]
+    RateLimited(u64),
+    /// 503: a backend is down; the request had no effect.
+    #[error("a backend is unavailable; the request had no effect, please retry")]
+    BackendUnavailable(String),
+    /// 503: the optimistic strategy gave up under contention; nothing was written.
+    #[error("too many concurrent applications; nothing was recorded, please retry")]
+    Contention,
+    /// 500: a bug; the cause is logged, never sent.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    /// The `error` code of the body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::InvalidJson(_) => "invalid_json",
+            ApiError::InvalidQuery(_) => "invalid_query",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::SoldOut => "sold_out",
+            ApiError::AlreadyApplied => "already_applied",
+            ApiError::EmailTaken => "email_taken",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::Validation(_) => "validation_failed",
+            ApiError::EventNotOpen(_) => "event_not_open",
+            ApiError::EventClosed(_) => "event_closed",
+            ApiError::RateLimited(_) => "rate_limited",
+            ApiError::BackendUnavailable(_) => "backend_unavailable",
+            ApiError::Contention => "contention",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    /// One invalid field.
+    pub fn field(name: &'static str, message: impl Into<String>) -> Self {
+        ApiError::Validation(BTreeMap::from([(name, message.into())]))
+    }
+
+    /// Wraps any error as an opaque 500.
+    pub fn internal(err: impl Into<anyhow::Error>) -> Self {
+        ApiError::Internal(err.into())
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidJson(_) | ApiError::InvalidQuery(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::SoldOut | ApiError::AlreadyApplied | ApiError::EmailTaken | ApiError::Conflict(_) => {
+                StatusCode::CONFLICT
+            }
+            ApiError::Validation(_) | ApiError::EventNotOpen(_) | ApiError::EventClosed(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::BackendUnavailable(_) | ApiError::Contention => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut body = json!({ "error": self.code(), "message": self.to_string() });
+        match self {
+            ApiError::Validation(fields) => body["fields"] = json!(fields),
+            ApiError::Internal(cause) => tracing::error!(error = ?cause, "internal error"),
+            ApiError::BackendUnavailable(cause) => tracing::warn!(%cause, "backend unavailable"),
+            _ => {}
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        match self {
+            ApiError::RateLimited(secs) => {
+                response.insert_header(("Retry-After", secs.to_string()));
+            }
+            ApiError::BackendUnavailable(_) | ApiError::Contention => {
+                response.insert_header(("Retry-After", "1"));
+            }
+            _ => {}
+        }
+        response.json(body)
+    }
+}
+
+impl From<sea_orm::DbErr> for ApiError {
+    fn from(err: sea_orm::DbErr) -> Self {
+        if strategies::dberr::is_unavailable(&err) {
+            ApiError::BackendUnavailable(err.to_string())
+        } else {
+            ApiError::Internal(err.into())
+        }
+    }
+}
+
+impl From<StrategyError> for ApiError {
+    fn from(err: StrategyError) -> Self {
+        match err {
+            StrategyError::UnknownEvent(_) => ApiError::NotFound("event"),
+            StrategyError::Contention { .. } => ApiError::Contention,
+            StrategyError::Unavailable(cause) => ApiError::BackendUnavailable(cause),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+/// Maps a unique-index violation to the given conflict, anything else through `From`.
+pub fn on_unique(err: sea_orm::DbErr, conflict: ApiError) -> ApiError {
+    if strategies::dberr::is_unique_violation(&err) { conflict } else { err.into() }
+}

@@ -1,0 +1,26 @@
+//! nanum: book-giveaway events where thousands of readers race for a few copies, served by
+//! one actix-web binary whose concurrency control is chosen by configuration.
+//!
+//! # Layout
+//!
+//! - [`configuration`]: layered settings (`config/*.toml` → `APP__…` env → flags).
+//! - [`startup`]: [`startup::Application`] — connect, migrate, bootstrap the admin, build the
+//!   strategy, bind (port 0 in tests), serve until a signal.
+//! - [`routes`]: the HTTP contract of API.md, one file per resource.
+//! - [`error`]: [`error::ApiError`], one variant per status and error code.
+//! - [`auth`]: argon2id passwords, HS256 tokens, the `AuthUser` extractor, login throttle.
+//! - [`db`], [`migration`], [`entities`]: database access; the race tables themselves are
+//!   defined in the `strategies` crate, which also holds every concurrency strategy.
+//! - [`cli`]: the `nanum` command line.
+#![deny(unsafe_code)]
+#![warn(clippy::all, rust_2018_idioms)]
+
+pub mod auth;
+pub mod cli;
+pub mod configuration;
+pub mod db;
+pub mod entities;
+pub mod error;
+pub mod migration;
+pub mod routes;
+pub mod startup;

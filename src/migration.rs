@@ -1,0 +1,126 @@
+//! Schema migrations, run at start-up. The race tables come from `strategies::schema` so
+//! there is one definition of each table.
+
+use sea_orm_migration::prelude::*;
+
+/// All migrations, in order.
+#[derive(Debug)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(Catalogue), Box::new(strategies::schema::Migration)]
+    }
+}
+
+#[derive(DeriveIden)]
+enum Users {
+    Table,
+    Id,
+    Email,
+    PasswordHash,
+    Name,
+    Role,
+    CreatedAt,
+}
+
+#[derive(DeriveIden)]
+enum Books {
+    Table,
+    Id,
+    Title,
+    Author,
+    Publisher,
+    Isbn,
+    Description,
+    PublishedAt,
+    CreatedAt,
+    UpdatedAt,
+}
+
+#[derive(DeriveIden)]
+enum Events {
+    Table,
+    Id,
+    BookId,
+    Title,
+    Quantity,
+    OpensAt,
+    ClosesAt,
+    CreatedAt,
+}
+
+fn id_col<T: IntoIden>(name: T) -> ColumnDef {
+    ColumnDef::new(name).big_integer().not_null().auto_increment().primary_key().to_owned()
+}
+
+/// users, books, events.
+#[derive(DeriveMigrationName)]
+struct Catalogue;
+
+// sea-orm-migration's trait elides the lifetime; naming it here would not match.
+#[allow(elided_lifetimes_in_paths)]
+#[async_trait::async_trait]
+impl MigrationTrait for Catalogue {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table(Users::Table)
+                .if_not_exists()
+                .col(id_col(Users::Id))
+                .col(ColumnDef::new(Users::Email).string_len(254).not_null().unique_key())
+                .col(ColumnDef::new(Users::PasswordHash).string_len(255).not_null())
+                .col(ColumnDef::new(Users::Name).string_len(100).not_null())
+                .col(ColumnDef::new(Users::Role).string_len(16).not_null())
+                .col(ColumnDef::new(Users::CreatedAt).date_time().not_null())
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(Books::Table)
+                .if_not_exists()
+                .col(id_col(Books::Id))
+                .col(ColumnDef::new(Books::Title).string_len(500).not_null())
+                .col(ColumnDef::new(Books::Author).string_len(200).not_null())
+                .col(ColumnDef::new(Books::Publisher).string_len(200).null())
+                .col(ColumnDef::new(Books::Isbn).string_len(13).null())
+                .col(ColumnDef::new(Books::Description).text().null())
+                .col(ColumnDef::new(Books::PublishedAt).date().null())
+                .col(ColumnDef::new(Books::CreatedAt).date_time().not_null())
+                .col(ColumnDef::new(Books::UpdatedAt).date_time().not_null())
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(Events::Table)
+                .if_not_exists()
+                .col(id_col(Events::Id))
+                .col(ColumnDef::new(Events::BookId).big_integer().not_null())
+                .col(ColumnDef::new(Events::Title).string_len(200).not_null())
+                .col(ColumnDef::new(Events::Quantity).integer().not_null())
+                .col(ColumnDef::new(Events::OpensAt).date_time().not_null())
+                .col(ColumnDef::new(Events::ClosesAt).date_time().null())
+                .col(ColumnDef::new(Events::CreatedAt).date_time().not_null())
+                .check(Expr::col(Events::Quantity).gt(0))
+                .foreign_key(
+                    ForeignKey::create()
+                        .name("fk_events_book")
+                        .from(Events::Table, Events::BookId)
+                        .to(Books::Table, Books::Id)
+                        .on_delete(ForeignKeyAction::Restrict),
+                )
+                .to_owned(),
+        )
+        .await
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        for table in [Events::Table.into_iden(), Books::Table.into_iden(), Users::Table.into_iden()] {
+            m.drop_table(Table::drop().table(table).to_owned()).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,174 @@
+//! Books: admin writes, anyone reads.
+
+use actix_web::{HttpResponse, delete, get, patch, post, web};
+use chrono::NaiveDate;
+use sea_orm::{ActiveModelTrait, EntityTrait, PaginatorTrait, QueryOrder, Set};
+use serde::{Deserialize, Deserializer};
+
+use super::{PageBody, PageQuery};
+use crate::{
+    auth::AuthUser,
+    entities::book,
+    error::{ApiError, FieldErrors},
+    startup::AppState,
+};
+
+/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`) in PATCH.
+fn double_option<'de, D: Deserializer<'de>, T: Deserialize<'de>>(de: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(de).map(Some)
+}
+
+/// A book's writable fields; all optional so one type serves POST (checked for required
+/// ones) and PATCH.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BookFields {
+    title: Option<String>,
+    author: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    publisher: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    isbn: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    description: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    published_at: Option<Option<NaiveDate>>,
+}
+
+fn check_len(fields: &mut FieldErrors, name: &'static str, value: Option<&str>, min: usize, max: usize) {
+    if let Some(v) = value {
+        let n = v.trim().chars().count();
+        if n < min || n > max {
+            fields.insert(name, format!("must be {min} to {max} characters"));
+        }
+    }
+}
+
+/// Digits of an ISBN-10/13 (hyphens and spaces dropped), or `None` when it is not one.
+fn normalise_isbn(raw: &str) -> Option<String> {
+    let digits: String = raw.chars().filter(|c| !matches!(c, '-' | ' ')).collect();
+    let ok = match digits.len() {
+        10 => digits[..9].chars().all(|c| c.is_ascii_digit()) && digits[9..].chars().all(|c| c.is_ascii_digit() || c == 'X'),
+        13 => digits.chars().all(|c| c.is_ascii_digit()),
+        _ => false,
+    };
+    ok.then_some(digits)
+}
+
+impl BookFields {
+    fn validate(&self, creating: bool) -> Result<(), ApiError> {
+        let mut fields = FieldErrors::new();
+        if creating && self.title.is_none() {
+            fields.insert("title", "is required".into());
+        }
+        if creating && self.author.is_none() {
+            fields.insert("author", "is required".into());
+        }
+        check_len(&mut fields, "title", self.title.as_deref(), 1, 500);
+        check_len(&mut fields, "author", self.author.as_deref(), 1, 200);
+        check_len(&mut fields, "publisher", self.publisher.clone().flatten().as_deref(), 1, 200);
+        check_len(&mut fields, "description", self.description.clone().flatten().as_deref(), 0, 10_000);
+        if let Some(Some(isbn)) = &self.isbn
+            && normalise_isbn(isbn).is_none()
+        {
+            fields.insert("isbn", "must be an ISBN-10 or ISBN-13".into());
+        }
+        if fields.is_empty() { Ok(()) } else { Err(ApiError::Validation(fields)) }
+    }
+
+    fn apply_to(self, model: &mut book::ActiveModel) {
+        let trimmed = |s: String| s.trim().to_owned();
+        if let Some(t) = self.title {
+            model.title = Set(trimmed(t));
+        }
+        if let Some(a) = self.author {
+            model.author = Set(trimmed(a));
+        }
+        if let Some(p) = self.publisher {
+            model.publisher = Set(p.map(trimmed));
+        }
+        if let Some(i) = self.isbn {
+            model.isbn = Set(i.as_deref().and_then(normalise_isbn));
+        }
+        if let Some(d) = self.description {
+            model.description = Set(d);
+        }
+        if let Some(p) = self.published_at {
+            model.published_at = Set(p);
+        }
+        model.updated_at = Set(chrono::Utc::now());
+    }
+}
+
+async fn find(state: &AppState, id: i64) -> Result<book::Model, ApiError> {
+    book::Entity::find_by_id(id).one(&state.db).await?.ok_or(ApiError::NotFound("book"))
+}
+
+/// 201 Book (admin).
+#[post("/books")]
+pub(crate) async fn create(state: web::Data<AppState>, user: AuthUser, body: web::Json<BookFields>) -> Result<HttpResponse, ApiError> {
+    user.require_admin()?;
+    let fields = body.into_inner();
+    fields.validate(true)?;
+    let now = chrono::Utc::now();
+    let mut model = book::ActiveModel { created_at: Set(now), ..Default::default() };
+    model.publisher = Set(None);
+    model.isbn = Set(None);
+    model.description = Set(None);
+    model.published_at = Set(None);
+    fields.apply_to(&mut model);
+    let saved = model.insert(&state.db).await?;
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("/api/v1/books/{}", saved.id)))
+        .json(saved))
+}
+
+/// `{items, page, size, total}`, newest first.
+#[get("/books")]
+pub(crate) async fn list(state: web::Data<AppState>, query: web::Query<PageQuery>) -> Result<HttpResponse, ApiError> {
+    let (page, size) = query.bounds()?;
+    let paginator = book::Entity::find().order_by_desc(book::Column::Id).paginate(&state.db, size);
+    let total = paginator.num_items().await?;
+    let items = paginator.fetch_page(page - 1).await?;
+    Ok(HttpResponse::Ok().json(PageBody::new(items, page, size, total)))
+}
+
+/// Book or 404.
+#[get("/books/{id}")]
+pub(crate) async fn get(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(find(&state, id.into_inner()).await?))
+}
+
+/// Partial update (admin); `null` clears an optional field.
+#[patch("/books/{id}")]
+pub(crate) async fn update(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<i64>,
+    body: web::Json<BookFields>,
+) -> Result<HttpResponse, ApiError> {
+    user.require_admin()?;
+    let fields = body.into_inner();
+    fields.validate(false)?;
+    let mut model: book::ActiveModel = find(&state, id.into_inner()).await?.into();
+    fields.apply_to(&mut model);
+    Ok(HttpResponse::Ok().json(model.update(&state.db).await?))
+}
+
+/// 204 (admin); 409 while an event gives the book away.
+#[delete("/books/{id}")]
+pub(crate) async fn delete(state: web::Data<AppState>, user: AuthUser, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    user.require_admin()?;
+    let id = id.into_inner();
+    let result = book::Entity::delete_by_id(id).exec(&state.db).await.map_err(|e| {
+        if matches!(e.sql_err(), Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_))) {
+            ApiError::Conflict("an event gives this book away; delete is refused")
+        } else {
+            e.into()
+        }
+    })?;
+    if result.rows_affected == 0 {
+        return Err(ApiError::NotFound("book"));
+    }
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,137 @@
+//! Sharing events: admin creates, anyone reads. The stock row is created in the event's
+//! own transaction, so an event never exists without the row its race serialises on.
+
+use actix_web::{HttpResponse, get, post, web};
+use chrono::{DateTime, Utc};
+use sea_orm::{ActiveModelTrait, EntityTrait, PaginatorTrait, QueryOrder, Set, TransactionTrait};
+use serde::{Deserialize, Serialize};
+
+use super::{PageBody, PageQuery};
+use crate::{
+    auth::AuthUser,
+    entities::{book, event},
+    error::{ApiError, FieldErrors},
+    startup::AppState,
+};
+
+/// Most copies one event may offer.
+const MAX_QUANTITY: i32 = 1_000_000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewEvent {
+    book_id: i64,
+    title: String,
+    quantity: i32,
+    opens_at: DateTime<Utc>,
+    closes_at: Option<DateTime<Utc>>,
+}
+
+/// An event as API.md shows it.
+#[derive(Debug, Serialize)]
+pub(crate) struct EventBody {
+    id: i64,
+    book_id: i64,
+    title: String,
+    quantity: i32,
+    remaining: i32,
+    opens_at: DateTime<Utc>,
+    closes_at: Option<DateTime<Utc>>,
+    status: &'static str,
+}
+
+impl EventBody {
+    fn new(e: event::Model, remaining: i32) -> Self {
+        let now = Utc::now();
+        let status = if now < e.opens_at {
+            "scheduled"
+        } else if e.closes_at.is_some_and(|c| now >= c) {
+            "closed"
+        } else if remaining <= 0 {
+            "sold_out"
+        } else {
+            "open"
+        };
+        Self {
+            id: e.id,
+            book_id: e.book_id,
+            title: e.title,
+            quantity: e.quantity,
+            remaining,
+            opens_at: e.opens_at,
+            closes_at: e.closes_at,
+            status,
+        }
+    }
+}
+
+pub(crate) async fn find(state: &AppState, id: i64) -> Result<event::Model, ApiError> {
+    event::Entity::find_by_id(id).one(&state.db).await?.ok_or(ApiError::NotFound("event"))
+}
+
+async fn body(state: &AppState, e: event::Model) -> Result<EventBody, ApiError> {
+    let remaining = strategies::schema::remaining(&state.db, e.id).await?.unwrap_or(0);
+    Ok(EventBody::new(e, remaining))
+}
+
+/// 201 Event (admin).
+#[post("/events")]
+pub(crate) async fn create(state: web::Data<AppState>, user: AuthUser, json: web::Json<NewEvent>) -> Result<HttpResponse, ApiError> {
+    user.require_admin()?;
+    let new = json.into_inner();
+    let mut fields = FieldErrors::new();
+    let title_len = new.title.trim().chars().count();
+    if !(1..=200).contains(&title_len) {
+        fields.insert("title", "must be 1 to 200 characters".into());
+    }
+    if !(1..=MAX_QUANTITY).contains(&new.quantity) {
+        fields.insert("quantity", format!("must be between 1 and {MAX_QUANTITY}"));
+    }
+    if new.closes_at.is_some_and(|c| c <= new.opens_at) {
+        fields.insert("closes_at", "must be after opens_at".into());
+    }
+    if book::Entity::find_by_id(new.book_id).one(&state.db).await?.is_none() {
+        fields.insert("book_id", "no such book".into());
+    }
+    if !fields.is_empty() {
+        return Err(ApiError::Validation(fields));
+    }
+    let tx = state.db.begin().await?;
+    let saved = event::ActiveModel {
+        book_id: Set(new.book_id),
+        title: Set(new.title.trim().to_owned()),
+        quantity: Set(new.quantity),
+        opens_at: Set(new.opens_at),
+        closes_at: Set(new.closes_at),
+        created_at: Set(Utc::now()),
+        ..Default::default()
+    }
+    .insert(&tx)
+    .await?;
+    strategies::schema::insert_stock(&tx, saved.id, saved.quantity).await?;
+    tx.commit().await?;
+    let quantity = saved.quantity;
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("/api/v1/events/{}", saved.id)))
+        .json(EventBody::new(saved, quantity)))
+}
+
+/// Event with `remaining` and `status`.
+#[get("/events/{id}")]
+pub(crate) async fn get(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    let e = find(&state, id.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(body(&state, e).await?))
+}
+
+/// `{items, page, size, total}`, newest first.
+#[get("/events")]
+pub(crate) async fn list(state: web::Data<AppState>, query: web::Query<PageQuery>) -> Result<HttpResponse, ApiError> {
+    let (page, size) = query.bounds()?;
+    let paginator = event::Entity::find().order_by_desc(event::Column::Id).paginate(&state.db, size);
+    let total = paginator.num_items().await?;
+    let mut items = Vec::new();
+    for e in paginator.fetch_page(page - 1).await? {
+        items.push(body(&state, e).await?);
+    }
+    Ok(HttpResponse::Ok().json(PageBody::new(items, page, size, total)))
+}

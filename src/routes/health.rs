@@ -1,0 +1,43 @@
+//! `/health/live`, `/health/ready`, `/api/v1/strategy`.
+
+use actix_web::{HttpResponse, get, web};
+use sea_orm::ConnectionTrait;
+use serde_json::json;
+
+use crate::{db::backend_name, startup::AppState};
+
+/// 200 while the process runs.
+#[get("/health/live")]
+pub(crate) async fn live() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+/// 200 when every configured backend answers, 503 (with the failing one marked) otherwise.
+#[get("/health/ready")]
+pub(crate) async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    let database = match state.db.execute_unprepared("SELECT 1").await {
+        Ok(_) => "ok".to_owned(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness: database");
+            "unavailable".to_owned()
+        }
+    };
+    let healthy = database == "ok";
+    let body = json!({ "database": database });
+    if healthy { HttpResponse::Ok().json(body) } else { HttpResponse::ServiceUnavailable().json(body) }
+}
+
+/// Which strategy and backends this instance runs.
+#[get("/strategy")]
+pub(crate) async fn strategy(state: web::Data<AppState>) -> HttpResponse {
+    let s = &state.settings;
+    HttpResponse::Ok().json(json!({
+        "strategy": state.strategy.name(),
+        "instance": { "index": s.instance.index, "count": s.instance.count },
+        "backends": {
+            "database": backend_name(&state.db),
+            "redis": !s.redis.url.is_empty(),
+            "kafka": !s.kafka.brokers.is_empty(),
+        },
+    }))
+}

@@ -1,0 +1,97 @@
+//! Building the app: connect, migrate, bootstrap the admin, build the strategy, bind the
+//! listener (port 0 picks a free one — tests rely on it), and serve until a signal.
+
+use std::{net::TcpListener, sync::Arc};
+
+use actix_web::{App, HttpServer, dev::Server, web};
+use sea_orm::DatabaseConnection;
+use sea_orm_migration::MigratorTrait;
+use strategies::{ConcurrencyStrategy, build_strategy};
+
+use crate::{
+    auth::{LoginThrottle, PasswordService, TokenService, bootstrap_admin},
+    configuration::Settings,
+    db, migration::Migrator, routes,
+};
+
+/// Shared by every request.
+#[derive(Debug)]
+pub struct AppState {
+    /// Database pool.
+    pub db: DatabaseConnection,
+    /// The configured concurrency strategy.
+    pub strategy: Arc<dyn ConcurrencyStrategy>,
+    /// Settings as loaded.
+    pub settings: Settings,
+    /// argon2id.
+    pub passwords: PasswordService,
+    /// JWT.
+    pub tokens: TokenService,
+    /// Failed-login counter.
+    pub logins: LoginThrottle,
+}
+
+/// A built, bound, not yet running server.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Everything up to binding the port. Errors are one line naming the setting to change.
+    ///
+    /// # Errors
+    ///
+    /// Invalid settings, an unreachable database, a failed migration, a strategy whose
+    /// backend is missing, or a port in use.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        settings.check().map_err(anyhow::Error::msg)?;
+        let db = db::connect(&settings.database).await.map_err(anyhow::Error::msg)?;
+        Migrator::up(&db, None).await.map_err(|e| anyhow::anyhow!("database migration failed: {e}"))?;
+        let passwords = PasswordService::new(&settings.auth.argon2).map_err(anyhow::Error::msg)?;
+        bootstrap_admin(&db, &settings.auth, &passwords)
+            .await
+            .map_err(|e| anyhow::anyhow!("creating the admin account failed: {e}"))?;
+        let strategy = build_strategy(&settings.concurrency, db.clone())?;
+
+        let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port)).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen on {}:{}: {e} (server.port / APP__SERVER__PORT)",
+                settings.server.host,
+                settings.server.port
+            )
+        })?;
+        let port = listener.local_addr()?.port();
+        let workers = settings.server.workers;
+        let state = web::Data::new(AppState {
+            tokens: TokenService::new(&settings.auth),
+            logins: LoginThrottle::new(&settings.auth),
+            db,
+            strategy,
+            settings,
+            passwords,
+        });
+        let mut server = HttpServer::new(move || App::new().app_data(state.clone()).configure(routes::configure))
+            .shutdown_timeout(10);
+        if workers > 0 {
+            server = server.workers(workers);
+        }
+        let server = server.listen(listener)?.run();
+        Ok(Self { port, server })
+    }
+
+    /// The bound port (useful when configured as 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGINT/SIGTERM (actix-web's signal handling drains in-flight requests
+    /// for up to `shutdown_timeout` seconds).
+    ///
+    /// # Errors
+    ///
+    /// I/O errors of the server.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

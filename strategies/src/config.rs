@@ -1,0 +1,198 @@
+//! Strategy selection: the configuration values and the one factory.
+//!
+//! The model is loco's cache drivers (a config value picks a trait object through one
+//! factory), but with a plain `strategy` name plus one optional table per strategy instead
+//! of a `#[serde(tag)]` enum: values that come from `APP__…` environment variables are
+//! strings, and serde's internally tagged enums buffer them without the string→number
+//! coercion the `config` crate does for plain structs.
+
+use std::{fmt, str::FromStr, sync::Arc, time::Duration};
+
+use sea_orm::DatabaseConnection;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    ConcurrencyStrategy, app_mutex::AppMutex, db_atomic::DbAtomic, none::NoControl,
+    optimistic::Optimistic, pessimistic::Pessimistic,
+};
+
+/// Every strategy name of ARCHITECTURE.md, as written in configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum StrategyName {
+    /// Plain read-modify-write: demonstrates the race.
+    None,
+    /// Per-event in-process mutex (one process only).
+    AppMutex,
+    /// `SELECT … FOR UPDATE` on the stock row.
+    PessimisticLock,
+    /// Version column with bounded, jittered retry.
+    OptimisticLock,
+    /// Redis `SET NX PX` lock with fencing.
+    RedisLock,
+    /// One Kafka partition, one consumer.
+    KafkaSinglePartition,
+    /// Kafka partitions (round-robin) plus the Redis lock in the consumer.
+    KafkaRedisLock,
+    /// Kafka partitions keyed by event id, no lock.
+    KafkaKeyed,
+    /// One conditional `UPDATE … WHERE remaining > 0`.
+    DbAtomic,
+    /// One Redis Lua script gates; the database records the winners.
+    RedisAtomic,
+}
+
+impl StrategyName {
+    /// All names, in the order of ARCHITECTURE.md.
+    pub const ALL: [StrategyName; 10] = [
+        StrategyName::None,
+        StrategyName::AppMutex,
+        StrategyName::PessimisticLock,
+        StrategyName::OptimisticLock,
+        StrategyName::RedisLock,
+        StrategyName::KafkaSinglePartition,
+        StrategyName::KafkaRedisLock,
+        StrategyName::KafkaKeyed,
+        StrategyName::DbAtomic,
+        StrategyName::RedisAtomic,
+    ];
+
+    /// The strategies that need nothing but the database (implemented in this crate today).
+    pub const DATABASE_ONLY: [StrategyName; 5] = [
+        StrategyName::None,
+        StrategyName::AppMutex,
+        StrategyName::PessimisticLock,
+        StrategyName::OptimisticLock,
+        StrategyName::DbAtomic,
+    ];
+
+    /// The configuration spelling, e.g. `pessimistic-lock`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StrategyName::None => "none",
+            StrategyName::AppMutex => "app-mutex",
+            StrategyName::PessimisticLock => "pessimistic-lock",
+            StrategyName::OptimisticLock => "optimistic-lock",
+            StrategyName::RedisLock => "redis-lock",
+            StrategyName::KafkaSinglePartition => "kafka-single-partition",
+            StrategyName::KafkaRedisLock => "kafka-redis-lock",
+            StrategyName::KafkaKeyed => "kafka-keyed",
+            StrategyName::DbAtomic => "db-atomic",
+            StrategyName::RedisAtomic => "redis-atomic",
+        }
+    }
+}
+
+impl fmt::Display for StrategyName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for StrategyName {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        StrategyName::ALL
+            .into_iter()
+            .find(|n| n.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = StrategyName::ALL.iter().map(|n| n.as_str()).collect();
+                format!("unknown strategy `{s}`; expected one of: {}", names.join(", "))
+            })
+    }
+}
+
+/// Settings of the optimistic strategy's retry loop.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OptimisticConfig {
+    /// Transactions tried before giving up with [`crate::StrategyError::Contention`].
+    pub max_attempts: u32,
+    /// First backoff; doubles per attempt (full jitter) up to `max_backoff_ms`.
+    pub base_backoff_ms: u64,
+    /// Backoff cap.
+    pub max_backoff_ms: u64,
+}
+
+impl Default for OptimisticConfig {
+    fn default() -> Self {
+        // Each failed attempt means another reader won a copy, so with K copies a request
+        // loses at most K times before it wins or sees "sold out"; 200 covers K ≤ 200 even
+        // in the worst interleaving, and the jittered backoff keeps the total wait short.
+        Self { max_attempts: 200, base_backoff_ms: 1, max_backoff_ms: 20 }
+    }
+}
+
+impl OptimisticConfig {
+    pub(crate) fn backoff(&self, attempt: u32) -> Duration {
+        let cap = self.max_backoff_ms.min(self.base_backoff_ms.saturating_mul(1 << attempt.min(16)));
+        Duration::from_micros(rand::random_range(0..=cap.max(1) * 1000))
+    }
+}
+
+/// The `[concurrency]` section of the app's configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConcurrencyConfig {
+    /// Which strategy serialises applications.
+    pub strategy: StrategyName,
+    /// Options of `optimistic-lock`.
+    #[serde(default)]
+    pub optimistic: OptimisticConfig,
+}
+
+impl Default for ConcurrencyConfig {
+    fn default() -> Self {
+        Self { strategy: StrategyName::PessimisticLock, optimistic: OptimisticConfig::default() }
+    }
+}
+
+/// A strategy could not be built from the configuration; the message names the setting.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The strategy needs a backend this build or configuration does not provide.
+    #[error(
+        "concurrency.strategy = \"{strategy}\" is not available: {reason}; set \
+         APP__CONCURRENCY__STRATEGY to one of: none, app-mutex, pessimistic-lock, \
+         optimistic-lock, db-atomic"
+    )]
+    Unavailable {
+        /// The configured name.
+        strategy: StrategyName,
+        /// Why it cannot run.
+        reason: &'static str,
+    },
+}
+
+/// Builds the configured strategy over the given database.
+///
+/// # Errors
+///
+/// [`BuildError::Unavailable`] when the strategy needs a backend that is not configured.
+pub fn build_strategy(
+    config: &ConcurrencyConfig,
+    db: DatabaseConnection,
+) -> Result<Arc<dyn ConcurrencyStrategy>, BuildError> {
+    let strategy: Arc<dyn ConcurrencyStrategy> = match config.strategy {
+        StrategyName::None => Arc::new(NoControl::new(db)),
+        StrategyName::AppMutex => Arc::new(AppMutex::new(db)),
+        StrategyName::PessimisticLock => Arc::new(Pessimistic::new(db)),
+        StrategyName::OptimisticLock => Arc::new(Optimistic::new(db, config.optimistic.clone())),
+        StrategyName::DbAtomic => Arc::new(DbAtomic::new(db)),
+        other @ (StrategyName::RedisLock | StrategyName::RedisAtomic) => {
+            return Err(BuildError::Unavailable {
+                strategy: other,
+                reason: "the Redis strategies are not built yet (issue #4)",
+            });
+        }
+        other => {
+            return Err(BuildError::Unavailable {
+                strategy: other,
+                reason: "the Kafka strategies are not built yet (issue #5)",
+            });
+        }
+    };
+    Ok(strategy)
+}

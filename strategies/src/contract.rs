@@ -1,0 +1,235 @@
+//! The contract every strategy must keep, as reusable code (after quickwit's
+//! `storage_test_suite`): [`race`] runs N concurrent applicants against K copies and
+//! [`RaceReport::violations`] lists every broken invariant. `tests/contract.rs` calls it for
+//! each strategy; the app's black-box tests and the criterion bench reuse the same harness.
+//!
+//! It also owns [`fresh_mariadb`], the per-test database: a new MariaDB database with the
+//! race tables, or a printed skip when MariaDB is absent — except under `CI=true`, where an
+//! absent service fails the test instead, so a broken `scripts/services-up` cannot pass.
+
+use std::{
+    collections::HashSet,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
+use sea_orm_migration::{MigrationTrait, SchemaManager};
+use tokio::sync::Barrier;
+
+use crate::{ApplyOutcome, ApplyRequest, ConcurrencyStrategy, schema};
+
+/// MariaDB server URL used by tests (no database part); override with `NANUM_TEST_MYSQL_URL`.
+pub const DEFAULT_TEST_MYSQL_URL: &str = "mysql://root@127.0.0.1:3306";
+
+/// The server URL tests use.
+pub fn test_mysql_url() -> String {
+    std::env::var("NANUM_TEST_MYSQL_URL").unwrap_or_else(|_| DEFAULT_TEST_MYSQL_URL.to_owned())
+}
+
+/// True when running under CI, where a missing service is a failure, not a skip.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Reports a missing service: panics under CI, otherwise prints why the test is skipped.
+///
+/// # Panics
+///
+/// Under `CI=true`, always: a service the tests need is absent.
+pub fn service_absent(service: &str, why: &str) {
+    if in_ci() {
+        panic!("CI=true and {service} is not reachable ({why}); did scripts/services-up run?");
+    }
+    eprintln!("SKIPPED: {service} is not reachable ({why}); run scripts/services-up to include this test");
+}
+
+/// Creates a fresh, uniquely named MariaDB database and returns its URL, or `None` (after
+/// [`service_absent`]) when MariaDB cannot be reached.
+pub async fn fresh_mariadb_url(prefix: &str) -> Option<String> {
+    let server = test_mysql_url();
+    let mut opts = ConnectOptions::new(server.clone());
+    opts.max_connections(1).connect_timeout(Duration::from_secs(3)).sqlx_logging(false);
+    let admin = match Database::connect(opts).await {
+        Ok(db) => db,
+        Err(e) => {
+            service_absent("MariaDB", &format!("{server}: {e}"));
+            return None;
+        }
+    };
+    let name = format!("nanum_{prefix}_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    if let Err(e) = admin.execute_unprepared(&format!("CREATE DATABASE `{name}`")).await {
+        service_absent("MariaDB", &format!("CREATE DATABASE failed: {e}"));
+        return None;
+    }
+    let _ = admin.close().await;
+    Some(format!("{}/{name}", server.trim_end_matches('/')))
+}
+
+/// A fresh MariaDB database holding only the race tables, with a pool of `pool` connections.
+pub async fn fresh_mariadb(prefix: &str, pool: u32) -> Option<DatabaseConnection> {
+    let url = fresh_mariadb_url(prefix).await?;
+    let db = connect(&url, pool).await.expect("connect to the fresh test database");
+    migrate(&db).await.expect("create the race tables");
+    Some(db)
+}
+
+/// Connects with a pool of `pool` connections and quiet statement logging.
+///
+/// # Errors
+///
+/// Any connection error.
+pub async fn connect(url: &str, pool: u32) -> Result<DatabaseConnection, DbErr> {
+    let mut opts = ConnectOptions::new(url.to_owned());
+    opts.max_connections(pool)
+        .min_connections(0)
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(30))
+        .sqlx_logging(false);
+    Database::connect(opts).await
+}
+
+/// Runs this crate's migration alone (the app runs it inside its full migrator).
+///
+/// # Errors
+///
+/// Any database error.
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
+    schema::Migration.up(&SchemaManager::new(db)).await
+}
+
+/// What a race produced, and what the database holds afterwards.
+#[derive(Debug, Clone, Default)]
+pub struct RaceReport {
+    /// Copies offered.
+    pub quantity: i32,
+    /// Distinct readers racing.
+    pub applicants: usize,
+    /// Requests each reader sent.
+    pub attempts_each: usize,
+    /// `Won` answers.
+    pub won: usize,
+    /// `SoldOut` answers.
+    pub sold_out: usize,
+    /// `AlreadyApplied` answers.
+    pub already_applied: usize,
+    /// Errors, as text (a correct strategy under the contract has none).
+    pub errors: Vec<String>,
+    /// Application rows in the database.
+    pub rows: usize,
+    /// Distinct readers among those rows.
+    pub distinct_winners: usize,
+    /// `remaining` after the race.
+    pub remaining: i32,
+    /// Wall time of the race.
+    pub elapsed: Duration,
+}
+
+impl RaceReport {
+    /// The winners a correct strategy must produce: `min(N, K)`.
+    pub fn expected_winners(&self) -> usize {
+        self.applicants.min(usize::try_from(self.quantity).unwrap_or(0))
+    }
+
+    /// True when more copies were handed out than exist.
+    pub fn over_allocated(&self) -> bool {
+        self.rows > usize::try_from(self.quantity).unwrap_or(0)
+    }
+
+    /// Every broken invariant, in words; empty when the contract held.
+    pub fn violations(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        let expected = self.expected_winners();
+        if self.rows != expected {
+            v.push(format!("{} application rows, expected min(N, K) = {expected}", self.rows));
+        }
+        if self.won != self.rows {
+            v.push(format!("{} `won` answers but {} rows (a lost or phantom win)", self.won, self.rows));
+        }
+        if self.distinct_winners != self.rows {
+            v.push(format!("{} rows but only {} distinct readers", self.rows, self.distinct_winners));
+        }
+        let left = self.quantity - i32::try_from(self.rows).unwrap_or(i32::MAX);
+        if self.remaining != left.max(0) || self.remaining < 0 {
+            v.push(format!("remaining = {}, expected {}", self.remaining, left.max(0)));
+        }
+        let answered = self.won + self.sold_out + self.already_applied;
+        if answered != self.applicants * self.attempts_each {
+            v.push(format!("{answered} answers for {} requests", self.applicants * self.attempts_each));
+        }
+        if !self.errors.is_empty() {
+            v.push(format!("{} errors, first: {}", self.errors.len(), self.errors[0]));
+        }
+        v
+    }
+}
+
+/// Creates an event's stock row with `quantity` copies and returns the event id.
+///
+/// # Errors
+///
+/// Any database error.
+pub async fn fresh_event(db: &DatabaseConnection, quantity: i32) -> Result<i64, DbErr> {
+    let backend = db.get_database_backend();
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            backend,
+            "SELECT COALESCE(MAX(event_id), 0) + 1 FROM event_stock",
+        ))
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("max(event_id)".into()))?;
+    let id: i64 = row.try_get_by_index(0)?;
+    schema::insert_stock(db, id, quantity).await?;
+    Ok(id)
+}
+
+/// Races `applicants` readers, each sending `attempts_each` requests, all released at once
+/// by a barrier, against one event, then reads back the database.
+///
+/// # Errors
+///
+/// Only a failure to read the result back; strategy errors are collected in the report.
+pub async fn race(
+    strategy: Arc<dyn ConcurrencyStrategy>,
+    db: &DatabaseConnection,
+    event_id: i64,
+    applicants: usize,
+    attempts_each: usize,
+) -> Result<RaceReport, DbErr> {
+    let quantity_before = schema::remaining(db, event_id).await?.unwrap_or(0);
+    let total = applicants * attempts_each;
+    let barrier = Arc::new(Barrier::new(total));
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(total);
+    for user in 0..applicants {
+        for attempt in 0..attempts_each {
+            let strategy = Arc::clone(&strategy);
+            let barrier = Arc::clone(&barrier);
+            let request = ApplyRequest {
+                event_id,
+                user_id: i64::try_from(user).unwrap_or(i64::MAX) + 1,
+                request_id: format!("race-{event_id}-{user}-{attempt}-{}", uuid::Uuid::new_v4().simple()),
+            };
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                strategy.apply(&request).await
+            }));
+        }
+    }
+    let mut report = RaceReport { quantity: quantity_before, applicants, attempts_each, ..RaceReport::default() };
+    for task in tasks {
+        match task.await {
+            Ok(Ok(ApplyOutcome::Won { .. })) => report.won += 1,
+            Ok(Ok(ApplyOutcome::SoldOut)) => report.sold_out += 1,
+            Ok(Ok(ApplyOutcome::AlreadyApplied)) => report.already_applied += 1,
+            Ok(Err(e)) => report.errors.push(e.to_string()),
+            Err(e) => report.errors.push(format!("task failed: {e}")),
+        }
+    }
+    report.elapsed = started.elapsed();
+    let winners = schema::winners(db, event_id).await?;
+    report.rows = winners.len();
+    report.distinct_winners = winners.iter().map(|w| w.user_id).collect::<HashSet<_>>().len();
+    report.remaining = schema::remaining(db, event_id).await?.unwrap_or(-1);
+    Ok(report)
+}

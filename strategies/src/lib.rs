@@ -1,0 +1,37 @@
+//! Concurrency strategies for nanum's one race: many readers applying for a few copies.
+//!
+//! Every strategy runs the *same* critical section — read the remaining stock, reject a
+//! duplicate, decrement the stock, record the application — and differs only in how that
+//! section is serialised. That makes the strategies comparable: the contract suite in
+//! [`contract`] runs the same race against each of them, and `none` (no control at all) is
+//! there to prove the suite catches an over-allocation when one happens.
+//!
+//! # Layout
+//!
+//! - [`strategy`]: the [`ConcurrencyStrategy`] trait, its request, outcome and error types.
+//! - [`config`]: [`StrategyName`] and [`ConcurrencyConfig`], and [`build_strategy`], the one
+//!   factory that turns configuration into a strategy object.
+//! - [`schema`]: the tables the race touches (`event_stock`, `applications`), as a
+//!   sea-orm migration the app includes in its own migrator, plus small data helpers.
+//! - `section`: the shared critical section, parametrised by how stock is read and
+//!   decremented (`Gate`).
+//! - `none`, `app_mutex`, `pessimistic`, `optimistic`, `db_atomic`: one module per strategy.
+//! - [`dberr`]: classification of database errors (unique violation, transient, outage).
+//! - [`contract`]: the shared contract suite (a race harness plus its invariant checks).
+#![deny(missing_docs, unsafe_code)]
+#![warn(clippy::all, rust_2018_idioms, unreachable_pub)]
+
+mod app_mutex;
+pub mod config;
+pub mod contract;
+mod db_atomic;
+pub mod dberr;
+mod none;
+mod optimistic;
+mod pessimistic;
+pub mod schema;
+mod section;
+pub mod strategy;
+
+pub use config::{BuildError, ConcurrencyConfig, OptimisticConfig, StrategyName, build_strategy};
+pub use strategy::{ApplyOutcome, ApplyRequest, ConcurrencyStrategy, StrategyError};

@@ -1,0 +1,46 @@
+//! `optimistic-lock`: no lock is taken; the decrement is `UPDATE … WHERE version = ?` and a
+//! transaction that finds the version moved rolls back and tries again after a jittered,
+//! exponentially growing pause. The retry is bounded: giving up is
+//! [`StrategyError::Contention`] (nothing written), never a silent loss.
+
+use async_trait::async_trait;
+use sea_orm::DatabaseConnection;
+
+use crate::{
+    ApplyOutcome, ApplyRequest, ConcurrencyStrategy, OptimisticConfig, StrategyError, StrategyName,
+    section::{self, Attempt, Gate},
+};
+
+/// Version compare-and-set with bounded retry.
+#[derive(Debug)]
+pub(crate) struct Optimistic {
+    db: DatabaseConnection,
+    config: OptimisticConfig,
+}
+
+impl Optimistic {
+    pub(crate) fn new(db: DatabaseConnection, config: OptimisticConfig) -> Self {
+        Self { db, config }
+    }
+}
+
+#[async_trait]
+impl ConcurrencyStrategy for Optimistic {
+    fn name(&self) -> StrategyName {
+        StrategyName::OptimisticLock
+    }
+
+    async fn apply(&self, request: &ApplyRequest) -> Result<ApplyOutcome, StrategyError> {
+        let attempts = self.config.max_attempts.max(1);
+        for attempt in 0..attempts {
+            match section::run_retrying(&self.db, request, Gate::Versioned).await? {
+                Attempt::Done(outcome) => return Ok(outcome),
+                Attempt::Conflict => {
+                    tracing::trace!(attempt, event_id = request.event_id, "version moved; retrying");
+                    tokio::time::sleep(self.config.backoff(attempt)).await;
+                }
+            }
+        }
+        Err(StrategyError::Contention { attempts })
+    }
+}

@@ -1,0 +1,176 @@
+//! The one critical section every database strategy runs, and the ways its stock step can
+//! be guarded (`Gate`). A strategy decides the gate and what surrounds the section (a mutex,
+//! a retry loop); the steps themselves never differ, so the strategies are comparable.
+
+use chrono::Utc;
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
+
+use crate::{
+    ApplyOutcome, ApplyRequest, StrategyError,
+    dberr::{is_transient, is_unique_violation},
+    schema::stmt,
+};
+
+/// How the stock row is read and decremented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Gate {
+    /// Read, then write back `read - 1`: correct only if something outside serialises it.
+    ReadModifyWrite,
+    /// `SELECT … FOR UPDATE`, then write back: the row lock serialises the section.
+    ForUpdate,
+    /// Read the version, then `UPDATE … WHERE version = ?`: zero rows means another
+    /// transaction got there first, reported as [`Attempt::Conflict`].
+    Versioned,
+    /// `UPDATE … SET remaining = remaining - 1 WHERE remaining > 0`: the database's own
+    /// row lock and re-check make the decrement atomic; zero rows means sold out.
+    Atomic,
+}
+
+/// What one run of the section produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Attempt {
+    Done(ApplyOutcome),
+    /// Versioned gate only: the version moved; nothing was written.
+    Conflict,
+}
+
+/// Begins the section's transaction.
+///
+/// SQLite has a single writer, and a deferred transaction that reads and then writes fails
+/// with `SQLITE_BUSY` (no waiting) if another writer committed in between. So on SQLite every
+/// section takes the write lock up front (`BEGIN IMMEDIATE`), which is SQLite's equivalent of
+/// a row lock — sea-orm would silently drop `FOR UPDATE` there. The consequence: on SQLite
+/// every strategy, `none` included, is serialised; the race `none` shows needs MariaDB.
+pub(crate) async fn begin(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    match db.get_database_backend() {
+        DbBackend::Sqlite => {
+            let options = TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..TransactionOptions::default()
+            };
+            db.begin_with_options(options).await
+        }
+        _ => db.begin().await,
+    }
+}
+
+/// Runs the section once inside its own transaction.
+pub(crate) async fn run(
+    db: &DatabaseConnection,
+    req: &ApplyRequest,
+    gate: Gate,
+) -> Result<Attempt, DbErr> {
+    let tx = begin(db).await?;
+    let backend = tx.get_database_backend();
+    let attempt = steps(&tx, backend, req, gate).await?;
+    match attempt {
+        Attempt::Done(ApplyOutcome::Won { .. }) => tx.commit().await?,
+        _ => tx.rollback().await?,
+    }
+    Ok(attempt)
+}
+
+async fn steps(
+    tx: &DatabaseTransaction,
+    backend: DbBackend,
+    req: &ApplyRequest,
+    gate: Gate,
+) -> Result<Attempt, DbErr> {
+    let event = req.event_id;
+    // 1. read the stock (locking it for the pessimistic gate)
+    let lock = if gate == Gate::ForUpdate && backend == DbBackend::MySql { " FOR UPDATE" } else { "" };
+    let sql = format!("SELECT remaining, version FROM event_stock WHERE event_id = ?{lock}");
+    let Some(row) = tx.query_one_raw(stmt(backend, &sql, vec![event.into()])).await? else {
+        return Err(DbErr::RecordNotFound(format!("event_stock {event}")));
+    };
+    let remaining: i32 = row.try_get_by_index(0)?;
+    let version: i64 = row.try_get_by_index(1)?;
+
+    // 2. reject a duplicate (the unique index catches the concurrent twin below)
+    let sql = "SELECT id FROM applications WHERE event_id = ? AND user_id = ?";
+    if tx.query_one_raw(stmt(backend, sql, vec![event.into(), req.user_id.into()])).await?.is_some() {
+        return Ok(Attempt::Done(ApplyOutcome::AlreadyApplied));
+    }
+
+    // 3. take a copy, as the gate says
+    let (sql, values) = match gate {
+        Gate::ReadModifyWrite | Gate::ForUpdate | Gate::Versioned if remaining <= 0 => {
+            return Ok(Attempt::Done(ApplyOutcome::SoldOut));
+        }
+        Gate::ReadModifyWrite | Gate::ForUpdate => (
+            "UPDATE event_stock SET remaining = ?, version = version + 1 WHERE event_id = ?",
+            vec![(remaining - 1).into(), event.into()],
+        ),
+        Gate::Versioned => (
+            "UPDATE event_stock SET remaining = remaining - 1, version = version + 1 \
+             WHERE event_id = ? AND version = ?",
+            vec![event.into(), version.into()],
+        ),
+        Gate::Atomic => (
+            "UPDATE event_stock SET remaining = remaining - 1, version = version + 1 \
+             WHERE event_id = ? AND remaining > 0",
+            vec![event.into()],
+        ),
+    };
+    if tx.execute_raw(stmt(backend, sql, values)).await?.rows_affected() == 0 {
+        return Ok(match gate {
+            Gate::Versioned => Attempt::Conflict,
+            _ => Attempt::Done(ApplyOutcome::SoldOut),
+        });
+    }
+
+    // 4. record the winner; a concurrent twin of this reader loses on the unique index
+    let sql = "INSERT INTO applications (event_id, user_id, request_id, status, created_at) \
+               VALUES (?, ?, ?, 'won', ?)";
+    let values = vec![event.into(), req.user_id.into(), req.request_id.clone().into(), Utc::now().into()];
+    match tx.execute_raw(stmt(backend, sql, values)).await {
+        Ok(res) => {
+            let application_id = i64::try_from(res.last_insert_id()).unwrap_or(i64::MAX);
+            Ok(Attempt::Done(ApplyOutcome::Won { application_id }))
+        }
+        Err(e) if is_unique_violation(&e) => Ok(Attempt::Done(ApplyOutcome::AlreadyApplied)),
+        Err(e) => Err(e),
+    }
+}
+
+/// Deadlock victims, lock-wait timeouts and SQLite busy errors roll the whole transaction
+/// back, so the section is simply run again, a bounded number of times.
+const TRANSIENT_RETRIES: u32 = 8;
+
+/// Runs the section, retrying transient failures, and maps errors to [`StrategyError`].
+pub(crate) async fn run_retrying(
+    db: &DatabaseConnection,
+    req: &ApplyRequest,
+    gate: Gate,
+) -> Result<Attempt, StrategyError> {
+    let mut tries = 0;
+    loop {
+        match run(db, req, gate).await {
+            Ok(attempt) => return Ok(attempt),
+            Err(DbErr::RecordNotFound(_)) => return Err(StrategyError::UnknownEvent(req.event_id)),
+            Err(e) if is_transient(&e) && tries < TRANSIENT_RETRIES => {
+                tries += 1;
+                tracing::debug!(error = %e, tries, "transient database error; retrying the section");
+                let jitter = rand::random_range(0..=(1u64 << tries.min(6)));
+                tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// For gates whose [`Attempt`] is always `Done`.
+pub(crate) async fn run_once(
+    db: &DatabaseConnection,
+    req: &ApplyRequest,
+    gate: Gate,
+) -> Result<ApplyOutcome, StrategyError> {
+    match run_retrying(db, req, gate).await? {
+        Attempt::Done(outcome) => Ok(outcome),
+        // only the versioned gate reports conflicts; any other gate never gets here
+        Attempt::Conflict => Err(StrategyError::Contention { attempts: 1 }),
+    }
+}

@@ -1,0 +1,89 @@
+//! The strategy trait and the values that cross it.
+
+use async_trait::async_trait;
+
+use crate::config::StrategyName;
+
+/// One reader's attempt to get a copy in one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplyRequest {
+    /// The sharing event applied for.
+    pub event_id: i64,
+    /// The reader applying (from the bearer token, never from the body).
+    pub user_id: i64,
+    /// Unique per logical request: the client's `Idempotency-Key` scoped to the user, or a
+    /// fresh UUID. Stored with the application so a replay can be recognised.
+    pub request_id: String,
+}
+
+/// How an application ended. Losing is not an error: it is the common case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ApplyOutcome {
+    /// The reader got a copy; `application_id` orders the winners by allocation.
+    Won {
+        /// Primary key of the stored application row.
+        application_id: i64,
+    },
+    /// No copies were left.
+    SoldOut,
+    /// This reader already holds a copy of this event.
+    AlreadyApplied,
+}
+
+/// Why a strategy could not give an answer. Every variant means *nothing was written*.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StrategyError {
+    /// The event has no stock row (it does not exist).
+    #[error("event {0} has no stock row")]
+    UnknownEvent(i64),
+    /// The optimistic strategy lost the version race too many times in a row and gave up.
+    /// The request had no effect; the client may retry.
+    #[error("gave up after {attempts} optimistic attempts under contention")]
+    Contention {
+        /// How many transactions were tried.
+        attempts: u32,
+    },
+    /// A backend (database, Redis, broker) could not be reached or dropped the connection.
+    #[error("backend unavailable: {0}")]
+    Unavailable(String),
+    /// Any other database error: a bug or a broken schema, logged and answered opaquely.
+    #[error("database error: {0}")]
+    Database(#[source] sea_orm::DbErr),
+}
+
+impl From<sea_orm::DbErr> for StrategyError {
+    fn from(err: sea_orm::DbErr) -> Self {
+        if crate::dberr::is_unavailable(&err) {
+            StrategyError::Unavailable(err.to_string())
+        } else {
+            StrategyError::Database(err)
+        }
+    }
+}
+
+/// A way of serialising the apply critical section.
+///
+/// Implementations are shared by all request handlers (`Send + Sync`, behind an `Arc`), and
+/// the trait is object-safe so the app holds a `dyn ConcurrencyStrategy` picked at start-up.
+///
+/// # Contract
+///
+/// For one event with K copies and any set of concurrent calls from N distinct readers,
+/// a correct strategy returns exactly `min(N, K)` [`ApplyOutcome::Won`] in total, never two for
+/// the same reader, and leaves the stock row at `K - winners` (never below zero). The `none`
+/// strategy deliberately breaks this to show the race.
+///
+/// # Errors
+///
+/// Returns a [`StrategyError`] only when it could not decide; in that case no application
+/// was stored and no stock was taken.
+#[async_trait]
+pub trait ConcurrencyStrategy: Send + Sync + std::fmt::Debug {
+    /// Which strategy this is (for `/api/v1/strategy` and the `strategy` field of a win).
+    fn name(&self) -> StrategyName;
+
+    /// Runs one application through the critical section.
+    async fn apply(&self, request: &ApplyRequest) -> Result<ApplyOutcome, StrategyError>;
+}

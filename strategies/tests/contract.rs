@@ -1,0 +1,62 @@
+//! The shared contract suite, run against every database strategy on MariaDB.
+//!
+//! Skips (with a printed reason) when MariaDB is absent; fails under `CI=true`.
+
+use strategies::{
+    ConcurrencyConfig, StrategyName, build_strategy,
+    contract::{RaceReport, fresh_event, fresh_mariadb, race},
+};
+
+/// Connections per test pool: enough that transactions really overlap.
+const POOL: u32 = 48;
+
+async fn run_race(name: StrategyName, applicants: usize, attempts_each: usize, quantity: i32) -> Option<RaceReport> {
+    let db = fresh_mariadb(&name.as_str().replace('-', "_"), POOL).await?;
+    let config = ConcurrencyConfig { strategy: name, ..ConcurrencyConfig::default() };
+    let strategy = build_strategy(&config, db.clone()).expect("database strategies always build");
+    let event = fresh_event(&db, quantity).await.expect("create event");
+    Some(race(strategy, &db, event, applicants, attempts_each).await.expect("read back the race"))
+}
+
+async fn contract_holds(name: StrategyName) {
+    // 300 readers for 10 copies (sold out early), each applying twice; then 50 for 100
+    // (never sold out: everybody wins exactly once).
+    for (applicants, quantity) in [(300, 10), (50, 100)] {
+        let Some(report) = run_race(name, applicants, 2, quantity).await else { return };
+        let violations = report.violations();
+        assert!(violations.is_empty(), "{name}: {applicants} readers for {quantity} copies broke the contract: {violations:#?}\n{report:#?}");
+        println!("{name}: {applicants}×2 for {quantity} copies → {} winners in {:?}", report.rows, report.elapsed);
+    }
+}
+
+macro_rules! contract_suite {
+    ($($test:ident => $name:expr),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $test() {
+            contract_holds($name).await;
+        }
+    )*};
+}
+
+contract_suite! {
+    app_mutex_never_over_allocates => StrategyName::AppMutex,
+    pessimistic_lock_never_over_allocates => StrategyName::PessimisticLock,
+    optimistic_lock_never_over_allocates => StrategyName::OptimisticLock,
+    db_atomic_never_over_allocates => StrategyName::DbAtomic,
+}
+
+/// Proof that the suite can fail: with no control, the same race over-allocates. The race
+/// is nondeterministic, so it is repeated (bounded) until it happens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn none_is_caught_over_allocating() {
+    const TRIES: usize = 20;
+    for attempt in 1..=TRIES {
+        let Some(report) = run_race(StrategyName::None, 300, 2, 10).await else { return };
+        if report.over_allocated() {
+            println!("none over-allocated on try {attempt}: {} winners for 10 copies", report.rows);
+            assert!(!report.violations().is_empty(), "the contract check must flag it");
+            return;
+        }
+    }
+    panic!("`none` never over-allocated in {TRIES} races; the suite would not catch the bug");
+}
