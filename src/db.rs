@@ -30,7 +30,7 @@ pub async fn connect(cfg: &DatabaseSettings) -> Result<DatabaseConnection, Strin
     opts.max_connections(cfg.max_connections.max(1))
         .min_connections(0)
         .connect_timeout(Duration::from_secs(5))
-        .acquire_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(5))
         .sqlx_logging(false);
     let db = Database::connect(opts)
         .await

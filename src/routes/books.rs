@@ -161,7 +161,7 @@ pub(crate) async fn delete(state: web::Data<AppState>, user: AuthUser, id: web::
     user.require_admin()?;
     let id = id.into_inner();
     let result = book::Entity::delete_by_id(id).exec(&state.db).await.map_err(|e| {
-        if matches!(e.sql_err(), Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_))) {
+        if strategies::dberr::is_foreign_key_violation(&e) {
             ApiError::Conflict("an event gives this book away; delete is refused")
         } else {
             e.into()

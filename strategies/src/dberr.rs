@@ -53,3 +53,12 @@ pub fn is_unavailable(err: &DbErr) -> bool {
         ),
     }
 }
+
+/// A foreign key rejected the write or delete. SQLite reports `ON DELETE RESTRICT` as
+/// extended code 1811 (`SQLITE_CONSTRAINT_TRIGGER`), which sea-orm does not map.
+pub fn is_foreign_key_violation(err: &DbErr) -> bool {
+    if matches!(err.sql_err(), Some(SqlErr::ForeignKeyConstraintViolation(_))) {
+        return true;
+    }
+    matches!(sqlx_error(err), Some(sqlx::Error::Database(db)) if db.code().as_deref() == Some("1811"))
+}

@@ -1,0 +1,148 @@
+//! `spawn_app()` and friends (after zero-to-production): a running server on a free port,
+//! a client, and shortcuts for the accounts and records most tests need.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use nanum::{configuration, startup::Application};
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+use strategies::{StrategyName, contract};
+
+/// A running server and what a test needs to talk to it.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub settings: configuration::Settings,
+}
+
+/// A server on a fresh SQLite file with the default strategy (no service needed).
+pub async fn spawn_app() -> TestApp {
+    let dir = std::env::temp_dir().join("nanum-tests");
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join(format!("{}.db", uuid::Uuid::new_v4().simple()));
+    spawn_with(&format!("sqlite://{}?mode=rwc", file.display()), StrategyName::PessimisticLock).await
+}
+
+/// A server on a fresh MariaDB database, or `None` (skipped, or failing under CI) when
+/// MariaDB is absent.
+pub async fn spawn_on_mariadb(strategy: StrategyName) -> Option<TestApp> {
+    let url = contract::fresh_mariadb_url("api").await?;
+    Some(spawn_with(&url, strategy).await)
+}
+
+/// A server with the given database URL and strategy, `config/test.toml` for the rest.
+pub async fn spawn_with(database_url: &str, strategy: StrategyName) -> TestApp {
+    if std::env::var("TEST_LOG").is_ok() {
+        let _ = tracing_subscriber::fmt().with_env_filter("info,sqlx=warn").with_test_writer().try_init();
+    }
+    let mut settings = configuration::load_for("test", &[]).expect("load test configuration");
+    settings.database.url = database_url.to_owned();
+    settings.concurrency.strategy = strategy;
+    settings.server.port = 0;
+    let app = Application::build(settings.clone()).await.expect("build the app");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client");
+    TestApp { address, client, settings }
+}
+
+/// Parses a response body as JSON (the contract says every body is JSON).
+pub async fn body(response: Response) -> Value {
+    response.json().await.expect("a JSON body")
+}
+
+/// Asserts status and `error` code of an error answer, returning the body.
+pub async fn assert_error(response: Response, status: StatusCode, code: &str) -> Value {
+    assert_eq!(response.status(), status, "expected {status} {code}");
+    let body = body(response).await;
+    assert_eq!(body["error"], code, "body: {body}");
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "message missing: {body}");
+    body
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, json: &Value) -> Response {
+        let mut req = self.client.post(self.url(path)).json(json);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.expect("request")
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
+        let mut req = self.client.get(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.expect("request")
+    }
+
+    /// Signs up; returns the new user's id.
+    pub async fn register(&self, email: &str, password: &str) -> i64 {
+        let r = self.post("/api/v1/users", None, &json!({ "email": email, "password": password, "name": "Reader" })).await;
+        assert_eq!(r.status(), StatusCode::CREATED, "sign-up of {email}");
+        body(r).await["id"].as_i64().expect("id")
+    }
+
+    /// Logs in; returns the access token.
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let r = self.post("/api/v1/auth/login", None, &json!({ "email": email, "password": password })).await;
+        assert_eq!(r.status(), StatusCode::OK, "login of {email}");
+        body(r).await["access_token"].as_str().expect("token").to_owned()
+    }
+
+    /// A new reader: (id, token).
+    pub async fn reader(&self) -> (i64, String) {
+        let email = format!("reader-{}@example.com", uuid::Uuid::new_v4().simple());
+        let id = self.register(&email, "correct horse").await;
+        (id, self.login(&email, "correct horse").await)
+    }
+
+    /// The bootstrap admin's token.
+    pub async fn admin_token(&self) -> String {
+        self.login(&self.settings.auth.admin_email.clone(), &self.settings.auth.admin_password.clone()).await
+    }
+
+    /// A book created by the admin; returns its id.
+    pub async fn book(&self, admin: &str) -> i64 {
+        let r = self.post("/api/v1/books", Some(admin), &json!({ "title": "채식주의자", "author": "한강" })).await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        body(r).await["id"].as_i64().expect("book id")
+    }
+
+    /// An event of `quantity` copies opening at `opens_at`; returns its id.
+    pub async fn event(&self, admin: &str, quantity: i32, opens_at: DateTime<Utc>, closes_at: Option<DateTime<Utc>>) -> i64 {
+        let book = self.book(admin).await;
+        let r = self
+            .post(
+                "/api/v1/events",
+                Some(admin),
+                &json!({ "book_id": book, "title": "나눔", "quantity": quantity, "opens_at": opens_at, "closes_at": closes_at }),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        body(r).await["id"].as_i64().expect("event id")
+    }
+
+    /// An event open since a minute ago.
+    pub async fn open_event(&self, admin: &str, quantity: i32) -> i64 {
+        self.event(admin, quantity, Utc::now() - chrono::Duration::minutes(1), None).await
+    }
+
+    /// `POST /events/{id}/applications` with an optional Idempotency-Key.
+    pub async fn apply(&self, event: i64, token: &str, key: Option<&str>) -> Response {
+        let mut req = self.client.post(self.url(&format!("/api/v1/events/{event}/applications"))).bearer_auth(token);
+        if let Some(k) = key {
+            req = req.header("Idempotency-Key", k);
+        }
+        req.send().await.expect("request")
+    }
+}

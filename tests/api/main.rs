@@ -1,0 +1,11 @@
+//! Black-box tests: each starts the real server on port 0 against its own fresh database
+//! (a SQLite file, or a MariaDB database for the races and outages) and talks HTTP to it.
+
+mod applications;
+mod books;
+mod events;
+mod health;
+mod helpers;
+mod outage;
+mod race;
+mod users;
