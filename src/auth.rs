@@ -9,7 +9,10 @@ use std::{
 };
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
-use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version, password_hash::SaltString};
+use argon2::{
+    Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version,
+    password_hash::SaltString,
+};
 use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation, decode, encode};
 use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
 use serde::{Deserialize, Serialize};
@@ -76,7 +79,8 @@ impl PasswordService {
     pub async fn verify(&self, hash: String, password: String) -> Result<bool, ApiError> {
         let argon2 = self.argon2();
         web::block(move || {
-            PasswordHash::new(&hash).is_ok_and(|parsed| argon2.verify_password(password.as_bytes(), &parsed).is_ok())
+            PasswordHash::new(&hash)
+                .is_ok_and(|parsed| argon2.verify_password(password.as_bytes(), &parsed).is_ok())
         })
         .await
         .map_err(ApiError::internal)
@@ -130,13 +134,14 @@ impl TokenService {
     /// Only an internal signing failure.
     pub fn issue(&self, user: &user::Model) -> Result<String, ApiError> {
         let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
-        let claims = Claims { sub: user.id, role: user.role.clone(), iat: now, exp: now + self.ttl.as_secs() };
+        let claims =
+            Claims { sub: user.id, role: user.role.clone(), iat: now, exp: now + self.ttl.as_secs() };
         encode(&Header::default(), &claims, &self.encoding).map_err(ApiError::internal)
     }
 
     fn check(&self, token: &str) -> Result<Claims, ApiError> {
-        let mut validation = Validation::default();
-        validation.leeway = 0;
+        // No leeway: an expired token is expired (tests check exactly that).
+        let validation = Validation { leeway: 0, ..Validation::default() };
         decode::<Claims>(token, &self.decoding, &validation)
             .map(|data| data.claims)
             .map_err(|_| ApiError::Unauthorized("the access token is invalid or expired"))

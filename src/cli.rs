@@ -67,7 +67,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Serve(args)) => args,
         None => cli.serve,
     };
-    let settings = configuration::load(&args.overrides()).map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+    let settings =
+        configuration::load(&args.overrides()).map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
     let host = settings.server.host.clone();
     let strategy = settings.concurrency.strategy;
     let database = crate::db::redact(&settings.database.url);

@@ -160,10 +160,7 @@ pub fn load_for(environment: &str, overrides: &[(&str, String)]) -> Result<Setti
         .add_source(config::File::from(dir.join("base.toml")))
         .add_source(config::File::from(dir.join(format!("{environment}.toml"))).required(false))
         .add_source(
-            config::Environment::with_prefix("APP")
-                .prefix_separator("__")
-                .separator("__")
-                .try_parsing(true),
+            config::Environment::with_prefix("APP").prefix_separator("__").separator("__").try_parsing(true),
         )
         .set_override("environment", environment)?;
     for (key, value) in overrides {

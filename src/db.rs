@@ -17,7 +17,8 @@ pub async fn connect(cfg: &DatabaseSettings) -> Result<DatabaseConnection, Strin
     if let Some(rest) = cfg.url.strip_prefix("sqlite://") {
         let file = rest.split('?').next().unwrap_or_default();
         if let Some(dir) = Path::new(file).parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| format!("database.url: cannot create {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("database.url: cannot create {}: {e}", dir.display()))?;
         }
     } else if !cfg.url.starts_with("mysql://") && !cfg.url.starts_with("mariadb://") {
         return Err(format!(
@@ -32,9 +33,9 @@ pub async fn connect(cfg: &DatabaseSettings) -> Result<DatabaseConnection, Strin
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(5))
         .sqlx_logging(false);
-    let db = Database::connect(opts)
-        .await
-        .map_err(|e| format!("database.url = \"{}\" is unreachable: {e} (APP__DATABASE__URL)", redact(&cfg.url)))?;
+    let db = Database::connect(opts).await.map_err(|e| {
+        format!("database.url = \"{}\" is unreachable: {e} (APP__DATABASE__URL)", redact(&cfg.url))
+    })?;
     if db.get_database_backend() == DbBackend::Sqlite {
         use sea_orm::ConnectionTrait;
         db.execute_unprepared("PRAGMA journal_mode=WAL").await.map_err(|e| format!("database.url: {e}"))?;

@@ -11,7 +11,9 @@ use strategies::{ConcurrencyStrategy, build_strategy};
 use crate::{
     auth::{LoginThrottle, PasswordService, TokenService, bootstrap_admin},
     configuration::Settings,
-    db, migration::Migrator, routes,
+    db,
+    migration::Migrator,
+    routes,
 };
 
 /// Shared by every request.
@@ -54,13 +56,14 @@ impl Application {
             .map_err(|e| anyhow::anyhow!("creating the admin account failed: {e}"))?;
         let strategy = build_strategy(&settings.concurrency, db.clone())?;
 
-        let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port)).map_err(|e| {
-            anyhow::anyhow!(
-                "cannot listen on {}:{}: {e} (server.port / APP__SERVER__PORT)",
-                settings.server.host,
-                settings.server.port
-            )
-        })?;
+        let listener =
+            TcpListener::bind((settings.server.host.as_str(), settings.server.port)).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot listen on {}:{}: {e} (server.port / APP__SERVER__PORT)",
+                    settings.server.host,
+                    settings.server.port
+                )
+            })?;
         let port = listener.local_addr()?.port();
         let workers = settings.server.workers;
         let state = web::Data::new(AppState {
@@ -71,8 +74,9 @@ impl Application {
             settings,
             passwords,
         });
-        let mut server = HttpServer::new(move || App::new().app_data(state.clone()).configure(routes::configure))
-            .shutdown_timeout(10);
+        let mut server =
+            HttpServer::new(move || App::new().app_data(state.clone()).configure(routes::configure))
+                .shutdown_timeout(10);
         if workers > 0 {
             server = server.workers(workers);
         }

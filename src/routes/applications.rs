@@ -27,15 +27,15 @@ fn request_id(req: &HttpRequest, user_id: i64) -> Result<(String, bool), ApiErro
 }
 
 fn won(app: &schema::Application, strategy: &str) -> HttpResponse {
-    HttpResponse::Created()
-        .insert_header(("Location", format!("/api/v1/applications/{}", app.id)))
-        .json(json!({
+    HttpResponse::Created().insert_header(("Location", format!("/api/v1/applications/{}", app.id))).json(
+        json!({
             "application_id": app.id,
             "event_id": app.event_id,
             "user_id": app.user_id,
             "status": "won",
             "strategy": strategy,
-        }))
+        }),
+    )
 }
 
 /// 201 won · 409 `sold_out` / `already_applied` · 422 `event_not_open` / `event_closed`.
@@ -80,8 +80,13 @@ pub(crate) async fn apply(
 
 /// One application (its owner or an admin).
 #[get("/applications/{id}")]
-pub(crate) async fn get(state: web::Data<AppState>, user: AuthUser, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    let app = schema::application(&state.db, id.into_inner()).await?.ok_or(ApiError::NotFound("application"))?;
+pub(crate) async fn get(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let app =
+        schema::application(&state.db, id.into_inner()).await?.ok_or(ApiError::NotFound("application"))?;
     if app.user_id != user.id && !user.is_admin() {
         return Err(ApiError::Forbidden("this application belongs to another reader"));
     }
@@ -95,7 +100,11 @@ pub(crate) async fn get(state: web::Data<AppState>, user: AuthUser, id: web::Pat
 
 /// The winners of an event in allocation order (admin).
 #[get("/events/{id}/applications")]
-pub(crate) async fn list_for_event(state: web::Data<AppState>, user: AuthUser, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn list_for_event(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
     user.require_admin()?;
     let event = events::find(&state, id.into_inner()).await?;
     let winners = schema::winners(&state.db, event.id).await?;

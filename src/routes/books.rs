@@ -14,7 +14,9 @@ use crate::{
 };
 
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`) in PATCH.
-fn double_option<'de, D: Deserializer<'de>, T: Deserialize<'de>>(de: D) -> Result<Option<Option<T>>, D::Error> {
+fn double_option<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    de: D,
+) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(de).map(Some)
 }
 
@@ -48,7 +50,10 @@ fn check_len(fields: &mut FieldErrors, name: &'static str, value: Option<&str>, 
 fn normalise_isbn(raw: &str) -> Option<String> {
     let digits: String = raw.chars().filter(|c| !matches!(c, '-' | ' ')).collect();
     let ok = match digits.len() {
-        10 => digits[..9].chars().all(|c| c.is_ascii_digit()) && digits[9..].chars().all(|c| c.is_ascii_digit() || c == 'X'),
+        10 => {
+            digits[..9].chars().all(|c| c.is_ascii_digit())
+                && digits[9..].chars().all(|c| c.is_ascii_digit() || c == 'X')
+        }
         13 => digits.chars().all(|c| c.is_ascii_digit()),
         _ => false,
     };
@@ -106,7 +111,11 @@ async fn find(state: &AppState, id: i64) -> Result<book::Model, ApiError> {
 
 /// 201 Book (admin).
 #[post("/books")]
-pub(crate) async fn create(state: web::Data<AppState>, user: AuthUser, body: web::Json<BookFields>) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn create(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    body: web::Json<BookFields>,
+) -> Result<HttpResponse, ApiError> {
     user.require_admin()?;
     let fields = body.into_inner();
     fields.validate(true)?;
@@ -118,14 +127,15 @@ pub(crate) async fn create(state: web::Data<AppState>, user: AuthUser, body: web
     model.published_at = Set(None);
     fields.apply_to(&mut model);
     let saved = model.insert(&state.db).await?;
-    Ok(HttpResponse::Created()
-        .insert_header(("Location", format!("/api/v1/books/{}", saved.id)))
-        .json(saved))
+    Ok(HttpResponse::Created().insert_header(("Location", format!("/api/v1/books/{}", saved.id))).json(saved))
 }
 
 /// `{items, page, size, total}`, newest first.
 #[get("/books")]
-pub(crate) async fn list(state: web::Data<AppState>, query: web::Query<PageQuery>) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn list(
+    state: web::Data<AppState>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
     let (page, size) = query.bounds()?;
     let paginator = book::Entity::find().order_by_desc(book::Column::Id).paginate(&state.db, size);
     let total = paginator.num_items().await?;
@@ -157,7 +167,11 @@ pub(crate) async fn update(
 
 /// 204 (admin); 409 while an event gives the book away.
 #[delete("/books/{id}")]
-pub(crate) async fn delete(state: web::Data<AppState>, user: AuthUser, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn delete(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
     user.require_admin()?;
     let id = id.into_inner();
     let result = book::Entity::delete_by_id(id).exec(&state.db).await.map_err(|e| {

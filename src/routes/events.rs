@@ -76,7 +76,11 @@ async fn body(state: &AppState, e: event::Model) -> Result<EventBody, ApiError> 
 
 /// 201 Event (admin).
 #[post("/events")]
-pub(crate) async fn create(state: web::Data<AppState>, user: AuthUser, json: web::Json<NewEvent>) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn create(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    json: web::Json<NewEvent>,
+) -> Result<HttpResponse, ApiError> {
     user.require_admin()?;
     let new = json.into_inner();
     let mut fields = FieldErrors::new();
@@ -125,7 +129,10 @@ pub(crate) async fn get(state: web::Data<AppState>, id: web::Path<i64>) -> Resul
 
 /// `{items, page, size, total}`, newest first.
 #[get("/events")]
-pub(crate) async fn list(state: web::Data<AppState>, query: web::Query<PageQuery>) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn list(
+    state: web::Data<AppState>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
     let (page, size) = query.bounds()?;
     let paginator = event::Entity::find().order_by_desc(event::Column::Id).paginate(&state.db, size);
     let total = paginator.num_items().await?;

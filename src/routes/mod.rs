@@ -15,7 +15,10 @@ use crate::error::ApiError;
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::JsonConfig::default().limit(64 * 1024).error_handler(|err, _| json_error(err).into()))
-        .app_data(web::QueryConfig::default().error_handler(|err, _| ApiError::InvalidQuery(err.to_string()).into()))
+        .app_data(
+            web::QueryConfig::default()
+                .error_handler(|err, _| ApiError::InvalidQuery(err.to_string()).into()),
+        )
         .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::NotFound("resource").into()))
         .service(health::live)
         .service(health::ready)

@@ -23,7 +23,9 @@ fn validate(new: &NewUser) -> Result<(), ApiError> {
     let mut fields = FieldErrors::new();
     let email = new.email.trim();
     let valid_email = email.len() <= 254
-        && email.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.'))
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
+        })
         && !email.contains(char::is_whitespace);
     if !valid_email {
         fields.insert("email", "must be an email address".into());
@@ -41,7 +43,10 @@ fn validate(new: &NewUser) -> Result<(), ApiError> {
 
 /// 201 `{id, email, name}`; 409 `email_taken`; 422 `validation_failed`.
 #[post("/users")]
-pub(crate) async fn register(state: web::Data<AppState>, body: web::Json<NewUser>) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn register(
+    state: web::Data<AppState>,
+    body: web::Json<NewUser>,
+) -> Result<HttpResponse, ApiError> {
     let new = body.into_inner();
     validate(&new)?;
     let email = new.email.trim().to_lowercase();
@@ -69,7 +74,10 @@ pub(crate) struct Credentials {
 /// 200 `{access_token, token_type, expires_in}`; 401 on wrong credentials; 429 after too
 /// many failures for one email.
 #[post("/auth/login")]
-pub(crate) async fn login(state: web::Data<AppState>, body: web::Json<Credentials>) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn login(
+    state: web::Data<AppState>,
+    body: web::Json<Credentials>,
+) -> Result<HttpResponse, ApiError> {
     let Credentials { email, password } = body.into_inner();
     let email = email.trim().to_lowercase();
     state.logins.check(&email)?;

@@ -12,8 +12,8 @@ use sea_orm::DatabaseConnection;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    ConcurrencyStrategy, app_mutex::AppMutex, db_atomic::DbAtomic, none::NoControl,
-    optimistic::Optimistic, pessimistic::Pessimistic,
+    ConcurrencyStrategy, app_mutex::AppMutex, db_atomic::DbAtomic, none::NoControl, optimistic::Optimistic,
+    pessimistic::Pessimistic,
 };
 
 /// Every strategy name of ARCHITECTURE.md, as written in configuration.
@@ -94,13 +94,10 @@ impl FromStr for StrategyName {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        StrategyName::ALL
-            .into_iter()
-            .find(|n| n.as_str() == s)
-            .ok_or_else(|| {
-                let names: Vec<_> = StrategyName::ALL.iter().map(|n| n.as_str()).collect();
-                format!("unknown strategy `{s}`; expected one of: {}", names.join(", "))
-            })
+        StrategyName::ALL.into_iter().find(|n| n.as_str() == s).ok_or_else(|| {
+            let names: Vec<_> = StrategyName::ALL.iter().map(|n| n.as_str()).collect();
+            format!("unknown strategy `{s}`; expected one of: {}", names.join(", "))
+        })
     }
 }
 

@@ -216,7 +216,8 @@ pub async fn race(
             }));
         }
     }
-    let mut report = RaceReport { quantity: quantity_before, applicants, attempts_each, ..RaceReport::default() };
+    let mut report =
+        RaceReport { quantity: quantity_before, applicants, attempts_each, ..RaceReport::default() };
     for task in tasks {
         match task.await {
             Ok(Ok(ApplyOutcome::Won { .. })) => report.won += 1,

@@ -12,9 +12,7 @@ pub fn is_unique_violation(err: &DbErr) -> bool {
 
 fn sqlx_error(err: &DbErr) -> Option<&sqlx::Error> {
     match err {
-        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
-            Some(e.deref())
-        }
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => Some(e.deref()),
         DbErr::Conn(RuntimeErr::SqlxError(e)) => Some(e.deref()),
         _ => None,
     }

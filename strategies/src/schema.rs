@@ -163,7 +163,8 @@ pub struct Application {
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
-const APPLICATION_COLUMNS: &str = "SELECT id, event_id, user_id, request_id, status, created_at FROM applications";
+const APPLICATION_COLUMNS: &str =
+    "SELECT id, event_id, user_id, request_id, status, created_at FROM applications";
 
 fn application_from(row: &sea_orm::QueryResult) -> Result<Application, DbErr> {
     Ok(Application {
@@ -176,7 +177,11 @@ fn application_from(row: &sea_orm::QueryResult) -> Result<Application, DbErr> {
     })
 }
 
-async fn applications_where<C: ConnectionTrait>(db: &C, filter: &str, value: Value) -> Result<Vec<Application>, DbErr> {
+async fn applications_where<C: ConnectionTrait>(
+    db: &C,
+    filter: &str,
+    value: Value,
+) -> Result<Vec<Application>, DbErr> {
     let sql = format!("{APPLICATION_COLUMNS} WHERE {filter} ORDER BY id");
     let rows = db.query_all_raw(stmt(db.get_database_backend(), &sql, vec![value])).await?;
     rows.iter().map(application_from).collect()
@@ -205,6 +210,9 @@ pub async fn application<C: ConnectionTrait>(db: &C, id: i64) -> Result<Option<A
 /// # Errors
 ///
 /// Any database error.
-pub async fn application_by_request<C: ConnectionTrait>(db: &C, request_id: &str) -> Result<Option<Application>, DbErr> {
+pub async fn application_by_request<C: ConnectionTrait>(
+    db: &C,
+    request_id: &str,
+) -> Result<Option<Application>, DbErr> {
     Ok(applications_where(db, "request_id = ?", request_id.into()).await?.pop())
 }

@@ -4,8 +4,8 @@
 
 use chrono::Utc;
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
 };
 
 use crate::{
@@ -58,11 +58,7 @@ pub(crate) async fn begin(db: &DatabaseConnection) -> Result<DatabaseTransaction
 }
 
 /// Runs the section once inside its own transaction.
-pub(crate) async fn run(
-    db: &DatabaseConnection,
-    req: &ApplyRequest,
-    gate: Gate,
-) -> Result<Attempt, DbErr> {
+pub(crate) async fn run(db: &DatabaseConnection, req: &ApplyRequest, gate: Gate) -> Result<Attempt, DbErr> {
     let tx = begin(db).await?;
     let backend = tx.get_database_backend();
     let attempt = steps(&tx, backend, req, gate).await?;

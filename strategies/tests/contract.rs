@@ -10,7 +10,12 @@ use strategies::{
 /// Connections per test pool: enough that transactions really overlap.
 const POOL: u32 = 48;
 
-async fn run_race(name: StrategyName, applicants: usize, attempts_each: usize, quantity: i32) -> Option<RaceReport> {
+async fn run_race(
+    name: StrategyName,
+    applicants: usize,
+    attempts_each: usize,
+    quantity: i32,
+) -> Option<RaceReport> {
     let db = fresh_mariadb(&name.as_str().replace('-', "_"), POOL).await?;
     let config = ConcurrencyConfig { strategy: name, ..ConcurrencyConfig::default() };
     let strategy = build_strategy(&config, db.clone()).expect("database strategies always build");
@@ -24,8 +29,14 @@ async fn contract_holds(name: StrategyName) {
     for (applicants, quantity) in [(300, 10), (50, 100)] {
         let Some(report) = run_race(name, applicants, 2, quantity).await else { return };
         let violations = report.violations();
-        assert!(violations.is_empty(), "{name}: {applicants} readers for {quantity} copies broke the contract: {violations:#?}\n{report:#?}");
-        println!("{name}: {applicants}×2 for {quantity} copies → {} winners in {:?}", report.rows, report.elapsed);
+        assert!(
+            violations.is_empty(),
+            "{name}: {applicants} readers for {quantity} copies broke the contract: {violations:#?}\n{report:#?}"
+        );
+        println!(
+            "{name}: {applicants}×2 for {quantity} copies → {} winners in {:?}",
+            report.rows, report.elapsed
+        );
     }
 }
 

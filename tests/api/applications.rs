@@ -40,7 +40,8 @@ async fn applying_before_opens_at_is_422_event_not_open_and_takes_nothing() {
     let admin = app.admin_token().await;
     let event = app.event(&admin, 3, Utc::now() + Duration::hours(1), None).await;
     let (_, reader) = app.reader().await;
-    assert_error(app.apply(event, &reader, None).await, StatusCode::UNPROCESSABLE_ENTITY, "event_not_open").await;
+    assert_error(app.apply(event, &reader, None).await, StatusCode::UNPROCESSABLE_ENTITY, "event_not_open")
+        .await;
     assert_eq!(body(app.get(&format!("/api/v1/events/{event}"), None).await).await["remaining"], 3);
 }
 
@@ -51,7 +52,8 @@ async fn applying_after_closes_at_is_422_event_closed() {
     let now = Utc::now();
     let event = app.event(&admin, 3, now - Duration::hours(2), Some(now - Duration::hours(1))).await;
     let (_, reader) = app.reader().await;
-    assert_error(app.apply(event, &reader, None).await, StatusCode::UNPROCESSABLE_ENTITY, "event_closed").await;
+    assert_error(app.apply(event, &reader, None).await, StatusCode::UNPROCESSABLE_ENTITY, "event_closed")
+        .await;
     assert_eq!(body(app.get(&format!("/api/v1/events/{event}"), None).await).await["status"], "closed");
 }
 
@@ -74,10 +76,16 @@ async fn the_same_idempotency_key_replays_the_first_answer() {
     let r = app.apply(event, &reader, Some("tap-1")).await;
     assert_eq!(r.status(), StatusCode::CREATED, "a replay answers like the original");
     assert_eq!(body(r).await["application_id"], first["application_id"]);
-    assert_error(app.apply(event, &reader, Some("tap-2")).await, StatusCode::CONFLICT, "already_applied").await;
+    assert_error(app.apply(event, &reader, Some("tap-2")).await, StatusCode::CONFLICT, "already_applied")
+        .await;
     assert_eq!(body(app.get(&format!("/api/v1/events/{event}"), None).await).await["remaining"], 1);
     let bad_key = "x".repeat(65);
-    assert_error(app.apply(event, &reader, Some(&bad_key)).await, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    assert_error(
+        app.apply(event, &reader, Some(&bad_key)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -93,7 +101,12 @@ async fn an_application_is_visible_to_its_owner_and_admins_only() {
     assert_eq!((mine["user_id"].as_i64(), mine["status"].as_str()), (Some(owner_id), Some("won")));
     assert_eq!(app.get(&path, Some(&admin)).await.status(), StatusCode::OK);
     assert_error(app.get(&path, Some(&other)).await, StatusCode::FORBIDDEN, "forbidden").await;
-    assert_error(app.get("/api/v1/applications/999999", Some(&owner)).await, StatusCode::NOT_FOUND, "not_found").await;
+    assert_error(
+        app.get("/api/v1/applications/999999", Some(&owner)).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -109,7 +122,8 @@ async fn admins_list_the_winners_in_allocation_order_and_readers_cannot() {
     }
     let path = format!("/api/v1/events/{event}/applications");
     let list = body(app.get(&path, Some(&admin)).await).await;
-    let order: Vec<i64> = list["items"].as_array().unwrap().iter().map(|a| a["user_id"].as_i64().unwrap()).collect();
+    let order: Vec<i64> =
+        list["items"].as_array().unwrap().iter().map(|a| a["user_id"].as_i64().unwrap()).collect();
     assert_eq!(order, users);
     let (_, reader) = app.reader().await;
     assert_error(app.get(&path, Some(&reader)).await, StatusCode::FORBIDDEN, "forbidden").await;

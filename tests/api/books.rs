@@ -47,9 +47,11 @@ async fn an_admin_creates_reads_updates_and_deletes_a_book() {
     assert!(patched["publisher"].is_null());
     assert_eq!(patched["author"], "한강");
 
-    let r = app.client.delete(app.url(&format!("/api/v1/books/{id}"))).bearer_auth(&admin).send().await.unwrap();
+    let r =
+        app.client.delete(app.url(&format!("/api/v1/books/{id}"))).bearer_auth(&admin).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    assert_error(app.get(&format!("/api/v1/books/{id}"), None).await, StatusCode::NOT_FOUND, "not_found").await;
+    assert_error(app.get(&format!("/api/v1/books/{id}"), None).await, StatusCode::NOT_FOUND, "not_found")
+        .await;
 }
 
 #[tokio::test]
@@ -71,7 +73,14 @@ async fn a_missing_forged_or_expired_token_is_401_unauthorized() {
     assert_error(create(&app, Some("garbage")).await, StatusCode::UNAUTHORIZED, "unauthorized").await;
     assert_error(create(&app, Some(&forged)).await, StatusCode::UNAUTHORIZED, "unauthorized").await;
     assert_error(create(&app, Some(&expired)).await, StatusCode::UNAUTHORIZED, "unauthorized").await;
-    let r = app.client.post(app.url("/api/v1/books")).header("Authorization", "Basic abc").json(&json!({})).send().await.unwrap();
+    let r = app
+        .client
+        .post(app.url("/api/v1/books"))
+        .header("Authorization", "Basic abc")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
     assert_error(r, StatusCode::UNAUTHORIZED, "unauthorized").await;
 }
 
@@ -84,7 +93,13 @@ async fn invalid_book_fields_are_422_with_each_field_named() {
     for field in ["title", "author", "isbn"] {
         assert!(b["fields"][field].is_string(), "{field} missing in {b}");
     }
-    let r = app.post("/api/v1/books", Some(&admin), &json!({ "title": "t", "author": "a", "published_at": "yesterday" })).await;
+    let r = app
+        .post(
+            "/api/v1/books",
+            Some(&admin),
+            &json!({ "title": "t", "author": "a", "published_at": "yesterday" }),
+        )
+        .await;
     assert_error(r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
 }
 
@@ -93,7 +108,9 @@ async fn listing_books_paginates_newest_first() {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
     for i in 0..3 {
-        let r = app.post("/api/v1/books", Some(&admin), &json!({ "title": format!("Book {i}"), "author": "A" })).await;
+        let r = app
+            .post("/api/v1/books", Some(&admin), &json!({ "title": format!("Book {i}"), "author": "A" }))
+            .await;
         assert_eq!(r.status(), StatusCode::CREATED);
     }
     let page = body(app.get("/api/v1/books?page=1&size=2", None).await).await;

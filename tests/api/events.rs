@@ -47,7 +47,11 @@ async fn a_reader_creating_an_event_is_403_forbidden() {
     let book = app.book(&admin).await;
     let (_, reader) = app.reader().await;
     let r = app
-        .post("/api/v1/events", Some(&reader), &json!({ "book_id": book, "title": "x", "quantity": 1, "opens_at": Utc::now() }))
+        .post(
+            "/api/v1/events",
+            Some(&reader),
+            &json!({ "book_id": book, "title": "x", "quantity": 1, "opens_at": Utc::now() }),
+        )
         .await;
     assert_error(r, StatusCode::FORBIDDEN, "forbidden").await;
 }
@@ -65,7 +69,14 @@ async fn a_book_given_away_by_an_event_cannot_be_deleted() {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
     let event = app.open_event(&admin, 1).await;
-    let book = body(app.get(&format!("/api/v1/events/{event}"), None).await).await["book_id"].as_i64().unwrap();
-    let r = app.client.delete(app.url(&format!("/api/v1/books/{book}"))).bearer_auth(&admin).send().await.unwrap();
+    let book =
+        body(app.get(&format!("/api/v1/events/{event}"), None).await).await["book_id"].as_i64().unwrap();
+    let r = app
+        .client
+        .delete(app.url(&format!("/api/v1/books/{book}")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
     assert_error(r, StatusCode::CONFLICT, "conflict").await;
 }

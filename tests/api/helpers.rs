@@ -43,10 +43,7 @@ pub async fn spawn_with(database_url: &str, strategy: StrategyName) -> TestApp {
     let app = Application::build(settings.clone()).await.expect("build the app");
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .expect("client");
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client");
     TestApp { address, client, settings }
 }
 
@@ -87,7 +84,9 @@ impl TestApp {
 
     /// Signs up; returns the new user's id.
     pub async fn register(&self, email: &str, password: &str) -> i64 {
-        let r = self.post("/api/v1/users", None, &json!({ "email": email, "password": password, "name": "Reader" })).await;
+        let r = self
+            .post("/api/v1/users", None, &json!({ "email": email, "password": password, "name": "Reader" }))
+            .await;
         assert_eq!(r.status(), StatusCode::CREATED, "sign-up of {email}");
         body(r).await["id"].as_i64().expect("id")
     }
@@ -113,13 +112,21 @@ impl TestApp {
 
     /// A book created by the admin; returns its id.
     pub async fn book(&self, admin: &str) -> i64 {
-        let r = self.post("/api/v1/books", Some(admin), &json!({ "title": "채식주의자", "author": "한강" })).await;
+        let r = self
+            .post("/api/v1/books", Some(admin), &json!({ "title": "채식주의자", "author": "한강" }))
+            .await;
         assert_eq!(r.status(), StatusCode::CREATED);
         body(r).await["id"].as_i64().expect("book id")
     }
 
     /// An event of `quantity` copies opening at `opens_at`; returns its id.
-    pub async fn event(&self, admin: &str, quantity: i32, opens_at: DateTime<Utc>, closes_at: Option<DateTime<Utc>>) -> i64 {
+    pub async fn event(
+        &self,
+        admin: &str,
+        quantity: i32,
+        opens_at: DateTime<Utc>,
+        closes_at: Option<DateTime<Utc>>,
+    ) -> i64 {
         let book = self.book(admin).await;
         let r = self
             .post(
@@ -139,7 +146,8 @@ impl TestApp {
 
     /// `POST /events/{id}/applications` with an optional Idempotency-Key.
     pub async fn apply(&self, event: i64, token: &str, key: Option<&str>) -> Response {
-        let mut req = self.client.post(self.url(&format!("/api/v1/events/{event}/applications"))).bearer_auth(token);
+        let mut req =
+            self.client.post(self.url(&format!("/api/v1/events/{event}/applications"))).bearer_auth(token);
         if let Some(k) = key {
             req = req.header("Idempotency-Key", k);
         }

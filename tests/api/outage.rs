@@ -75,13 +75,20 @@ async fn a_database_outage_answers_503_changes_nothing_and_recovers_by_itself() 
     let (prefix, rest) = url.split_once('@').expect("user@host in the test URL");
     let (server, database) = rest.split_once('/').expect("host/database");
     let mut proxy = Proxy::start(server).await;
-    let app = spawn_with(&format!("{prefix}@127.0.0.1:{}/{database}", proxy.port), StrategyName::PessimisticLock).await;
+    let app =
+        spawn_with(&format!("{prefix}@127.0.0.1:{}/{database}", proxy.port), StrategyName::PessimisticLock)
+            .await;
     let admin = app.admin_token().await;
     let event = app.open_event(&admin, 3).await;
     let (_, reader) = app.reader().await;
 
     proxy.cut();
-    assert_error(app.apply(event, &reader, None).await, StatusCode::SERVICE_UNAVAILABLE, "backend_unavailable").await;
+    assert_error(
+        app.apply(event, &reader, None).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "backend_unavailable",
+    )
+    .await;
     let ready = app.get("/health/ready", None).await;
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body(ready).await["database"], "unavailable");
@@ -94,7 +101,11 @@ async fn a_database_outage_answers_503_changes_nothing_and_recovers_by_itself() 
     }
     let e = body(app.get(&format!("/api/v1/events/{event}"), None).await).await;
     assert_eq!(e["remaining"], 3, "the failed apply must not have taken a copy");
-    assert_eq!(app.apply(event, &reader, None).await.status(), StatusCode::CREATED, "the same reader can still win");
+    assert_eq!(
+        app.apply(event, &reader, None).await.status(),
+        StatusCode::CREATED,
+        "the same reader can still win"
+    );
     let winners = body(app.get(&format!("/api/v1/events/{event}/applications"), Some(&admin)).await).await;
     assert_eq!(winners["total"], 1);
 }

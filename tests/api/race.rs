@@ -33,11 +33,14 @@ async fn crowd(strategy: StrategyName) -> Option<Crowd> {
 /// Every reader applies twice, all at once; returns the statuses and the event's winners.
 async fn race(c: &Crowd) -> (Vec<StatusCode>, Vec<i64>, i64) {
     let event = c.app.open_event(&c.admin, COPIES).await;
-    let requests = c.readers.iter().flat_map(|(_, token)| [token, token]).map(|token| c.app.apply(event, token, None));
+    let requests =
+        c.readers.iter().flat_map(|(_, token)| [token, token]).map(|token| c.app.apply(event, token, None));
     let statuses = join_all(requests).await.into_iter().map(|r| r.status()).collect();
-    let winners = body(c.app.get(&format!("/api/v1/events/{event}/applications"), Some(&c.admin)).await).await;
+    let winners =
+        body(c.app.get(&format!("/api/v1/events/{event}/applications"), Some(&c.admin)).await).await;
     let users = winners["items"].as_array().unwrap().iter().map(|w| w["user_id"].as_i64().unwrap()).collect();
-    let remaining = body(c.app.get(&format!("/api/v1/events/{event}"), None).await).await["remaining"].as_i64().unwrap();
+    let remaining =
+        body(c.app.get(&format!("/api/v1/events/{event}"), None).await).await["remaining"].as_i64().unwrap();
     (statuses, users, remaining)
 }
 
@@ -45,7 +48,8 @@ async fn exactly_ten_winners(strategy: StrategyName) {
     let Some(c) = crowd(strategy).await else { return };
     let (statuses, winners, remaining) = race(&c).await;
     let created = statuses.iter().filter(|s| **s == StatusCode::CREATED).count();
-    let others: Vec<_> = statuses.iter().filter(|s| **s != StatusCode::CREATED && **s != StatusCode::CONFLICT).collect();
+    let others: Vec<_> =
+        statuses.iter().filter(|s| **s != StatusCode::CREATED && **s != StatusCode::CONFLICT).collect();
     assert!(others.is_empty(), "{strategy}: only 201/409 expected, got {others:?}");
     assert_eq!(created, 10, "{strategy}: 201 answers");
     assert_eq!(winners.len(), 10, "{strategy}: stored winners");
@@ -81,7 +85,10 @@ async fn no_control_over_allocates_under_the_same_crowd() {
         let (statuses, winners, _) = race(&c).await;
         let created = statuses.iter().filter(|s| **s == StatusCode::CREATED).count();
         if winners.len() > 10 {
-            println!("none over-allocated on try {attempt}: {} winners ({created} × 201) for 10 copies", winners.len());
+            println!(
+                "none over-allocated on try {attempt}: {} winners ({created} × 201) for 10 copies",
+                winners.len()
+            );
             return;
         }
     }

@@ -6,7 +6,13 @@ use crate::helpers::{assert_error, body, spawn_app};
 #[tokio::test]
 async fn signing_up_returns_201_with_id_email_and_name_but_no_password() {
     let app = spawn_app().await;
-    let r = app.post("/api/v1/users", None, &json!({ "email": "Kim@Example.com", "password": "s3cret-pass", "name": "김" })).await;
+    let r = app
+        .post(
+            "/api/v1/users",
+            None,
+            &json!({ "email": "Kim@Example.com", "password": "s3cret-pass", "name": "김" }),
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let b = body(r).await;
     assert!(b["id"].as_i64().is_some());
@@ -19,14 +25,22 @@ async fn signing_up_returns_201_with_id_email_and_name_but_no_password() {
 async fn signing_up_twice_with_one_email_is_409_email_taken() {
     let app = spawn_app().await;
     app.register("dup@example.com", "s3cret-pass").await;
-    let r = app.post("/api/v1/users", None, &json!({ "email": "DUP@example.com", "password": "other-pass", "name": "x" })).await;
+    let r = app
+        .post(
+            "/api/v1/users",
+            None,
+            &json!({ "email": "DUP@example.com", "password": "other-pass", "name": "x" }),
+        )
+        .await;
     assert_error(r, StatusCode::CONFLICT, "email_taken").await;
 }
 
 #[tokio::test]
 async fn signing_up_with_invalid_fields_is_422_naming_each_field() {
     let app = spawn_app().await;
-    let r = app.post("/api/v1/users", None, &json!({ "email": "not-an-email", "password": "short", "name": "" })).await;
+    let r = app
+        .post("/api/v1/users", None, &json!({ "email": "not-an-email", "password": "short", "name": "" }))
+        .await;
     let b = assert_error(r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
     for field in ["email", "password", "name"] {
         assert!(b["fields"][field].is_string(), "{field} missing in {b}");
@@ -53,7 +67,9 @@ async fn a_missing_field_is_422_and_malformed_json_is_400_invalid_json() {
 async fn logging_in_returns_a_bearer_token_with_its_lifetime() {
     let app = spawn_app().await;
     app.register("login@example.com", "s3cret-pass").await;
-    let r = app.post("/api/v1/auth/login", None, &json!({ "email": "login@example.com", "password": "s3cret-pass" })).await;
+    let r = app
+        .post("/api/v1/auth/login", None, &json!({ "email": "login@example.com", "password": "s3cret-pass" }))
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     let b = body(r).await;
     assert_eq!(b["token_type"], "Bearer");
@@ -77,10 +93,14 @@ async fn repeated_wrong_passwords_are_429_rate_limited_even_with_the_right_one()
     app.register("brute@example.com", "s3cret-pass").await;
     let limit = app.settings.auth.login_max_failures;
     for _ in 0..limit {
-        let r = app.post("/api/v1/auth/login", None, &json!({ "email": "brute@example.com", "password": "guess" })).await;
+        let r = app
+            .post("/api/v1/auth/login", None, &json!({ "email": "brute@example.com", "password": "guess" }))
+            .await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     }
-    let r = app.post("/api/v1/auth/login", None, &json!({ "email": "brute@example.com", "password": "s3cret-pass" })).await;
+    let r = app
+        .post("/api/v1/auth/login", None, &json!({ "email": "brute@example.com", "password": "s3cret-pass" }))
+        .await;
     assert!(r.headers().contains_key("retry-after"));
     assert_error(r, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
 }
