@@ -1,0 +1,41 @@
+# syntax=docker/dockerfile:1
+# Multi-stage build: a cached dependency layer, then the app, then a slim non-root runtime.
+
+FROM rust:1.95-slim-bookworm AS deps
+WORKDIR /src
+# Manifests only, with empty targets, so dependencies build in a layer that survives
+# source changes.
+COPY Cargo.toml Cargo.lock rustfmt.toml ./
+COPY strategies/Cargo.toml strategies/Cargo.toml
+RUN mkdir -p src benches strategies/src \
+    && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
+    && echo 'fn main() {}' > benches/strategies.rs \
+    && touch strategies/src/lib.rs \
+    && cargo build --release --locked --bin nanum \
+    && rm -rf src strategies/src benches
+
+FROM deps AS build
+COPY src src
+COPY strategies/src strategies/src
+COPY benches benches
+# Touch the sources so cargo rebuilds them over the dummy targets' artifacts.
+RUN touch src/main.rs src/lib.rs strategies/src/lib.rs \
+    && cargo build --release --locked --bin nanum \
+    && strip target/release/nanum
+
+FROM debian:bookworm-slim AS runtime
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin nanum
+WORKDIR /app
+COPY --from=build /src/target/release/nanum /usr/local/bin/nanum
+COPY config config
+RUN mkdir -p data && chown -R nanum:nanum /app
+USER nanum
+ENV APP_ENV=production \
+    APP__SERVER__PORT=8080
+EXPOSE 8080
+# production refuses to start without APP__AUTH__JWT_SECRET and APP__AUTH__ADMIN_PASSWORD.
+ENTRYPOINT ["/usr/local/bin/nanum"]
+CMD ["serve"]
