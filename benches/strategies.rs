@@ -311,12 +311,13 @@ fn race_group(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    // Modest defaults so the whole bench takes a few minutes on 2 cores; the command-line
+    // Ten samples of at least one race each: SQLite races take up to ~0.5 s, so 5 s fits
+    // them, and the whole bench still takes about two minutes on 2 cores. The command-line
     // flags (`--sample-size`, `--measurement-time`, `--quick`, …) still override them.
     config = Criterion::default()
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
+        .measurement_time(Duration::from_secs(5));
     targets = race_group
 }
 criterion_main!(benches);

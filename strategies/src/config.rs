@@ -12,8 +12,14 @@ use sea_orm::DatabaseConnection;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    ConcurrencyStrategy, app_mutex::AppMutex, db_atomic::DbAtomic, none::NoControl, optimistic::Optimistic,
+    ConcurrencyStrategy,
+    app_mutex::AppMutex,
+    db_atomic::DbAtomic,
+    none::NoControl,
+    optimistic::Optimistic,
     pessimistic::Pessimistic,
+    redis_atomic::RedisAtomic,
+    redis_lock::{RedisLock, RedisLockConfig},
 };
 
 /// Every strategy name of ARCHITECTURE.md, as written in configuration.
@@ -58,7 +64,10 @@ impl StrategyName {
         StrategyName::RedisAtomic,
     ];
 
-    /// The strategies that need nothing but the database (implemented in this crate today).
+    /// The strategies that need Redis as well as the database.
+    pub const REDIS: [StrategyName; 2] = [StrategyName::RedisLock, StrategyName::RedisAtomic];
+
+    /// The strategies that need nothing but the database.
     pub const DATABASE_ONLY: [StrategyName; 5] = [
         StrategyName::None,
         StrategyName::AppMutex,
@@ -137,11 +146,37 @@ pub struct ConcurrencyConfig {
     /// Options of `optimistic-lock`.
     #[serde(default)]
     pub optimistic: OptimisticConfig,
+    /// Options of `redis-lock`.
+    #[serde(default)]
+    pub redis_lock: RedisLockConfig,
 }
 
 impl Default for ConcurrencyConfig {
     fn default() -> Self {
-        Self { strategy: StrategyName::PessimisticLock, optimistic: OptimisticConfig::default() }
+        Self {
+            strategy: StrategyName::PessimisticLock,
+            optimistic: OptimisticConfig::default(),
+            redis_lock: RedisLockConfig::default(),
+        }
+    }
+}
+
+/// The backends a strategy may use, connected by the caller.
+#[derive(Debug, Clone)]
+pub struct Backends {
+    /// The database (always).
+    pub db: DatabaseConnection,
+    /// Redis, when `redis.url` is set.
+    pub redis: Option<deadpool_redis::Pool>,
+    /// Namespace of this deployment's Redis keys (one per database, so tests and
+    /// deployments sharing a Redis never see each other's locks and counters).
+    pub redis_prefix: String,
+}
+
+impl From<DatabaseConnection> for Backends {
+    /// Only a database (enough for every strategy but the Redis and Kafka ones).
+    fn from(db: DatabaseConnection) -> Self {
+        Self { db, redis: None, redis_prefix: "nanum".into() }
     }
 }
 
@@ -149,11 +184,21 @@ impl Default for ConcurrencyConfig {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BuildError {
-    /// The strategy needs a backend this build or configuration does not provide.
+    /// The strategy needs a backend that is not configured.
+    #[error("concurrency.strategy = \"{strategy}\" needs {backend}: set {setting}")]
+    MissingBackend {
+        /// The configured name.
+        strategy: StrategyName,
+        /// What is missing.
+        backend: &'static str,
+        /// The setting to change.
+        setting: &'static str,
+    },
+    /// The strategy is not part of this build yet.
     #[error(
         "concurrency.strategy = \"{strategy}\" is not available: {reason}; set \
          APP__CONCURRENCY__STRATEGY to one of: none, app-mutex, pessimistic-lock, \
-         optimistic-lock, db-atomic"
+         optimistic-lock, db-atomic, redis-lock, redis-atomic"
     )]
     Unavailable {
         /// The configured name.
@@ -163,26 +208,37 @@ pub enum BuildError {
     },
 }
 
-/// Builds the configured strategy over the given database.
+/// Builds the configured strategy over the given backends.
 ///
 /// # Errors
 ///
-/// [`BuildError::Unavailable`] when the strategy needs a backend that is not configured.
+/// [`BuildError`] when the strategy needs a backend that is not configured.
 pub fn build_strategy(
     config: &ConcurrencyConfig,
-    db: DatabaseConnection,
+    backends: impl Into<Backends>,
 ) -> Result<Arc<dyn ConcurrencyStrategy>, BuildError> {
+    let Backends { db, redis, redis_prefix } = backends.into();
+    let need_redis = |strategy| {
+        redis.clone().ok_or(BuildError::MissingBackend {
+            strategy,
+            backend: "Redis",
+            setting: "redis.url (APP__REDIS__URL), e.g. redis://127.0.0.1:6379",
+        })
+    };
     let strategy: Arc<dyn ConcurrencyStrategy> = match config.strategy {
         StrategyName::None => Arc::new(NoControl::new(db)),
         StrategyName::AppMutex => Arc::new(AppMutex::new(db)),
         StrategyName::PessimisticLock => Arc::new(Pessimistic::new(db)),
         StrategyName::OptimisticLock => Arc::new(Optimistic::new(db, config.optimistic.clone())),
         StrategyName::DbAtomic => Arc::new(DbAtomic::new(db)),
-        other @ (StrategyName::RedisLock | StrategyName::RedisAtomic) => {
-            return Err(BuildError::Unavailable {
-                strategy: other,
-                reason: "the Redis strategies are not built yet (issue #4)",
-            });
+        StrategyName::RedisLock => Arc::new(RedisLock::new(
+            db,
+            need_redis(StrategyName::RedisLock)?,
+            redis_prefix,
+            config.redis_lock.clone(),
+        )),
+        StrategyName::RedisAtomic => {
+            Arc::new(RedisAtomic::new(db, need_redis(StrategyName::RedisAtomic)?, redis_prefix))
         }
         other => {
             return Err(BuildError::Unavailable {

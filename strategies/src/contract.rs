@@ -66,6 +66,27 @@ pub async fn fresh_mariadb_url(prefix: &str) -> Option<String> {
     Some(format!("{}/{name}", server.trim_end_matches('/')))
 }
 
+/// Redis URL used by tests; override with `NANUM_TEST_REDIS_URL`.
+pub fn test_redis_url() -> String {
+    std::env::var("NANUM_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// A Redis pool for tests, or `None` (after [`service_absent`]) when Redis is absent.
+pub async fn test_redis() -> Option<deadpool_redis::Pool> {
+    match crate::redis_pool::connect(&test_redis_url(), 32).await {
+        Ok(pool) => Some(pool),
+        Err(e) => {
+            service_absent("Redis", &e);
+            None
+        }
+    }
+}
+
+/// A key prefix no other test uses, so tests sharing one Redis never collide.
+pub fn unique_prefix(what: &str) -> String {
+    format!("nanum-test:{what}:{}", uuid::Uuid::new_v4().simple())
+}
+
 /// A fresh MariaDB database holding only the race tables, with a pool of `pool` connections.
 pub async fn fresh_mariadb(prefix: &str, pool: u32) -> Option<DatabaseConnection> {
     let url = fresh_mariadb_url(prefix).await?;

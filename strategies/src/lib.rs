@@ -15,7 +15,9 @@
 //!   sea-orm migration the app includes in its own migrator, plus small data helpers.
 //! - `section`: the shared critical section, parametrised by how stock is read and
 //!   decremented (`Gate`).
-//! - `none`, `app_mutex`, `pessimistic`, `optimistic`, `db_atomic`: one module per strategy.
+//! - `none`, `app_mutex`, `pessimistic`, `optimistic`, `db_atomic`, [`redis_lock`],
+//!   `redis_atomic`: one module per strategy.
+//! - [`redis_pool`]: the Redis pool (deadlines on every call) and Redis error mapping.
 //! - [`dberr`]: classification of database errors (unique violation, transient, outage).
 //! - [`contract`]: the shared contract suite (a race harness plus its invariant checks).
 #![deny(missing_docs, unsafe_code)]
@@ -29,9 +31,13 @@ pub mod dberr;
 mod none;
 mod optimistic;
 mod pessimistic;
+mod redis_atomic;
+pub mod redis_lock;
+pub mod redis_pool;
 pub mod schema;
 mod section;
 pub mod strategy;
 
-pub use config::{BuildError, ConcurrencyConfig, OptimisticConfig, StrategyName, build_strategy};
+pub use config::{Backends, BuildError, ConcurrencyConfig, OptimisticConfig, StrategyName, build_strategy};
+pub use redis_lock::RedisLockConfig;
 pub use strategy::{ApplyOutcome, ApplyRequest, ConcurrencyStrategy, StrategyError};

@@ -35,7 +35,7 @@ impl ConcurrencyStrategy for Optimistic {
         for attempt in 0..attempts {
             match section::run_retrying(&self.db, request, Gate::Versioned).await? {
                 Attempt::Done(outcome) => return Ok(outcome),
-                Attempt::Conflict => {
+                Attempt::Conflict | Attempt::Fenced => {
                     tracing::trace!(attempt, event_id = request.event_id, "version moved; retrying");
                     tokio::time::sleep(self.config.backoff(attempt)).await;
                 }

@@ -216,3 +216,14 @@ pub async fn application_by_request<C: ConnectionTrait>(
 ) -> Result<Option<Application>, DbErr> {
     Ok(applications_where(db, "request_id = ?", request_id.into()).await?.pop())
 }
+
+/// The newest fencing token that wrote the event's stock row.
+///
+/// # Errors
+///
+/// Any database error.
+pub async fn fence_token<C: ConnectionTrait>(db: &C, event_id: i64) -> Result<Option<i64>, DbErr> {
+    let sql = "SELECT fence_token FROM event_stock WHERE event_id = ?";
+    let row = db.query_one_raw(stmt(db.get_database_backend(), sql, vec![event_id.into()])).await?;
+    row.map(|r| r.try_get_by_index::<i64>(0)).transpose()
+}

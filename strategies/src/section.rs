@@ -27,6 +27,11 @@ pub(crate) enum Gate {
     /// `UPDATE … SET remaining = remaining - 1 WHERE remaining > 0`: the database's own
     /// row lock and re-check make the decrement atomic; zero rows means sold out.
     Atomic,
+    /// The Redis lock's fencing check, then read-modify-write: the first statement is
+    /// `UPDATE … SET fence_token = t WHERE fence_token < t`, which both rejects a holder
+    /// whose lease expired (a newer token already wrote) and takes the row lock, so even a
+    /// stale holder that slips in first is serialised with the current one by the database.
+    Fenced(i64),
 }
 
 /// What one run of the section produced.
@@ -35,6 +40,8 @@ pub(crate) enum Attempt {
     Done(ApplyOutcome),
     /// Versioned gate only: the version moved; nothing was written.
     Conflict,
+    /// Fenced gate only: a newer lock holder already wrote; nothing was written.
+    Fenced,
 }
 
 /// Begins the section's transaction.
@@ -76,12 +83,22 @@ async fn steps(
     gate: Gate,
 ) -> Result<Attempt, DbErr> {
     let event = req.event_id;
+    // 0. the fencing check (Redis lock only)
+    let mut fenced_out = false;
+    if let Gate::Fenced(token) = gate {
+        let sql = "UPDATE event_stock SET fence_token = ? WHERE event_id = ? AND fence_token < ?";
+        let res = tx.execute_raw(stmt(backend, sql, vec![token.into(), event.into(), token.into()])).await?;
+        fenced_out = res.rows_affected() == 0;
+    }
     // 1. read the stock (locking it for the pessimistic gate)
     let lock = if gate == Gate::ForUpdate && backend == DbBackend::MySql { " FOR UPDATE" } else { "" };
     let sql = format!("SELECT remaining, version FROM event_stock WHERE event_id = ?{lock}");
     let Some(row) = tx.query_one_raw(stmt(backend, &sql, vec![event.into()])).await? else {
         return Err(DbErr::RecordNotFound(format!("event_stock {event}")));
     };
+    if fenced_out {
+        return Ok(Attempt::Fenced);
+    }
     let remaining: i32 = row.try_get_by_index(0)?;
     let version: i64 = row.try_get_by_index(1)?;
 
@@ -93,10 +110,10 @@ async fn steps(
 
     // 3. take a copy, as the gate says
     let (sql, values) = match gate {
-        Gate::ReadModifyWrite | Gate::ForUpdate | Gate::Versioned if remaining <= 0 => {
+        Gate::ReadModifyWrite | Gate::ForUpdate | Gate::Versioned | Gate::Fenced(_) if remaining <= 0 => {
             return Ok(Attempt::Done(ApplyOutcome::SoldOut));
         }
-        Gate::ReadModifyWrite | Gate::ForUpdate => (
+        Gate::ReadModifyWrite | Gate::ForUpdate | Gate::Fenced(_) => (
             "UPDATE event_stock SET remaining = ?, version = version + 1 WHERE event_id = ?",
             vec![(remaining - 1).into(), event.into()],
         ),
@@ -166,7 +183,7 @@ pub(crate) async fn run_once(
 ) -> Result<ApplyOutcome, StrategyError> {
     match run_retrying(db, req, gate).await? {
         Attempt::Done(outcome) => Ok(outcome),
-        // only the versioned gate reports conflicts; any other gate never gets here
-        Attempt::Conflict => Err(StrategyError::Contention { attempts: 1 }),
+        // only the versioned and fenced gates report these; other gates never get here
+        Attempt::Conflict | Attempt::Fenced => Err(StrategyError::Contention { attempts: 1 }),
     }
 }

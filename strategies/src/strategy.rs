@@ -45,6 +45,12 @@ pub enum StrategyError {
         /// How many transactions were tried.
         attempts: u32,
     },
+    /// The distributed lock could not be taken within its bounded wait; nothing was written.
+    #[error("waited {waited_ms} ms for the event's lock; nothing was recorded")]
+    LockTimeout {
+        /// The configured bound.
+        waited_ms: u64,
+    },
     /// A backend (database, Redis, broker) could not be reached or dropped the connection.
     #[error("backend unavailable: {0}")]
     Unavailable(String),
@@ -86,4 +92,23 @@ pub trait ConcurrencyStrategy: Send + Sync + std::fmt::Debug {
 
     /// Runs one application through the critical section.
     async fn apply(&self, request: &ApplyRequest) -> Result<ApplyOutcome, StrategyError>;
+
+    /// Called after a new event and its stock row are committed, so a strategy that keeps
+    /// its own copy of the stock (`redis-atomic`) can load it. Default: nothing.
+    ///
+    /// # Errors
+    ///
+    /// A backend failure; the event exists regardless and is loaded lazily later.
+    async fn event_created(&self, _event_id: i64) -> Result<(), StrategyError> {
+        Ok(())
+    }
+
+    /// Called once at start-up (e.g. to rebuild counters from the database). Default: nothing.
+    ///
+    /// # Errors
+    ///
+    /// A backend failure, which stops the start.
+    async fn prepare(&self) -> Result<(), StrategyError> {
+        Ok(())
+    }
 }

@@ -3,8 +3,8 @@
 //! Skips (with a printed reason) when MariaDB is absent; fails under `CI=true`.
 
 use strategies::{
-    ConcurrencyConfig, StrategyName, build_strategy,
-    contract::{RaceReport, fresh_event, fresh_mariadb, race},
+    Backends, ConcurrencyConfig, StrategyName, build_strategy,
+    contract::{RaceReport, fresh_event, fresh_mariadb, race, test_redis, unique_prefix},
 };
 
 /// Connections per test pool: enough that transactions really overlap.
@@ -17,8 +17,10 @@ async fn run_race(
     quantity: i32,
 ) -> Option<RaceReport> {
     let db = fresh_mariadb(&name.as_str().replace('-', "_"), POOL).await?;
+    let redis = if StrategyName::REDIS.contains(&name) { Some(test_redis().await?) } else { None };
+    let backends = Backends { db: db.clone(), redis, redis_prefix: unique_prefix(name.as_str()) };
     let config = ConcurrencyConfig { strategy: name, ..ConcurrencyConfig::default() };
-    let strategy = build_strategy(&config, db.clone()).expect("database strategies always build");
+    let strategy = build_strategy(&config, backends).expect("the test provides every backend");
     let event = fresh_event(&db, quantity).await.expect("create event");
     Some(race(strategy, &db, event, applicants, attempts_each).await.expect("read back the race"))
 }
@@ -54,6 +56,8 @@ contract_suite! {
     pessimistic_lock_never_over_allocates => StrategyName::PessimisticLock,
     optimistic_lock_never_over_allocates => StrategyName::OptimisticLock,
     db_atomic_never_over_allocates => StrategyName::DbAtomic,
+    redis_lock_never_over_allocates => StrategyName::RedisLock,
+    redis_atomic_never_over_allocates => StrategyName::RedisAtomic,
 }
 
 /// Proof that the suite can fail: with no control, the same race over-allocates. The race

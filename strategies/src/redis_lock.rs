@@ -1,0 +1,207 @@
+//! `redis-lock`: the team's distributed lock, done carefully.
+//!
+//! - Acquire: one Lua script does `SET lock <holder> NX PX ttl` and, only when that
+//!   succeeds, `INCR fence` — so fencing tokens increase in acquisition order.
+//! - Wait: a failed acquire sleeps with full-jitter exponential backoff (no hammering) and
+//!   gives up after `max_wait_ms` with [`StrategyError::LockTimeout`] (HTTP 503).
+//! - Fencing: the critical section's first statement writes the token into the stock row
+//!   only if it is newer than the one stored there; a holder whose lease expired during a
+//!   pause finds a newer token and writes nothing.
+//! - Release: after the transaction commits, a Lua compare-and-delete frees the lock only
+//!   if it still holds this holder's value, so a late holder never frees someone else's.
+
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use deadpool_redis::{Pool, redis::Script};
+use sea_orm::DatabaseConnection;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    ApplyOutcome, ApplyRequest, ConcurrencyStrategy, StrategyError, StrategyName,
+    redis_pool::unavailable,
+    section::{self, Attempt, Gate},
+};
+
+const ACQUIRE: &str = r"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return redis.call('INCR', KEYS[2])
+end
+return 0";
+
+const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0";
+
+/// Raises the fence counter to at least ARGV[1] (after Redis lost its data, say).
+const RAISE_FENCE: &str = r"
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if current < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+return 1";
+
+/// `[concurrency.redis_lock]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RedisLockConfig {
+    /// Lease length; a holder paused longer than this loses the lock (and is fenced).
+    pub ttl_ms: u64,
+    /// Longest a request waits for the lock before answering 503.
+    pub max_wait_ms: u64,
+    /// First backoff between acquire attempts; doubles (full jitter) up to the cap.
+    pub base_backoff_ms: u64,
+    /// Backoff cap.
+    pub max_backoff_ms: u64,
+}
+
+impl Default for RedisLockConfig {
+    fn default() -> Self {
+        Self { ttl_ms: 3_000, max_wait_ms: 10_000, base_backoff_ms: 1, max_backoff_ms: 32 }
+    }
+}
+
+/// A held lock: who holds it and the fencing token it was granted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The event locked.
+    pub event_id: i64,
+    /// Unique holder value stored in the lock key.
+    pub holder: String,
+    /// Fencing token, increasing in acquisition order.
+    pub token: i64,
+}
+
+/// The `redis-lock` strategy; public so tests can hold a lease across a simulated pause.
+#[derive(Debug)]
+pub struct RedisLock {
+    db: DatabaseConnection,
+    redis: Pool,
+    prefix: String,
+    config: RedisLockConfig,
+}
+
+impl RedisLock {
+    /// A strategy using keys under `prefix` (one prefix per database).
+    pub fn new(db: DatabaseConnection, redis: Pool, prefix: String, config: RedisLockConfig) -> Self {
+        Self { db, redis, prefix, config }
+    }
+
+    fn keys(&self, event_id: i64) -> (String, String) {
+        (format!("{}:lock:{event_id}", self.prefix), format!("{}:fence:{event_id}", self.prefix))
+    }
+
+    /// Tries once to take the lock.
+    ///
+    /// # Errors
+    ///
+    /// [`StrategyError::Unavailable`] when Redis fails.
+    pub async fn try_acquire(&self, event_id: i64) -> Result<Option<Lease>, StrategyError> {
+        let (lock, fence) = self.keys(event_id);
+        let holder = uuid::Uuid::new_v4().to_string();
+        let mut conn = self.redis.get().await.map_err(unavailable)?;
+        let token: i64 = Script::new(ACQUIRE)
+            .key(&lock)
+            .key(&fence)
+            .arg(&holder)
+            .arg(self.config.ttl_ms)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok((token > 0).then_some(Lease { event_id, holder, token }))
+    }
+
+    /// Takes the lock, waiting with jittered exponential backoff up to `max_wait_ms`.
+    ///
+    /// # Errors
+    ///
+    /// [`StrategyError::LockTimeout`] after the bounded wait; `Unavailable` on Redis failure.
+    pub async fn acquire(&self, event_id: i64) -> Result<Lease, StrategyError> {
+        let started = Instant::now();
+        let max_wait = Duration::from_millis(self.config.max_wait_ms);
+        let mut attempt: u32 = 0;
+        loop {
+            if let Some(lease) = self.try_acquire(event_id).await? {
+                return Ok(lease);
+            }
+            if started.elapsed() >= max_wait {
+                return Err(StrategyError::LockTimeout { waited_ms: self.config.max_wait_ms });
+            }
+            let cap = self.config.max_backoff_ms.min(self.config.base_backoff_ms << attempt.min(16)).max(1);
+            tokio::time::sleep(Duration::from_micros(rand::random_range(0..=cap * 1000))).await;
+            attempt += 1;
+        }
+    }
+
+    /// Frees the lock if `lease` still holds it; returns whether it did.
+    ///
+    /// # Errors
+    ///
+    /// `Unavailable` on Redis failure (the lease then simply expires).
+    pub async fn release(&self, lease: &Lease) -> Result<bool, StrategyError> {
+        let (lock, _) = self.keys(lease.event_id);
+        let mut conn = self.redis.get().await.map_err(unavailable)?;
+        let freed: i64 = Script::new(RELEASE).key(&lock).arg(&lease.holder).invoke_async(&mut conn).await?;
+        Ok(freed == 1)
+    }
+
+    /// Runs the fenced critical section under `lease`. `Ok(None)` means the lease was
+    /// fenced out (a newer holder wrote first) and nothing was written.
+    ///
+    /// # Errors
+    ///
+    /// Database failures.
+    pub async fn critical_section(
+        &self,
+        lease: &Lease,
+        request: &ApplyRequest,
+    ) -> Result<Option<ApplyOutcome>, StrategyError> {
+        match section::run_retrying(&self.db, request, Gate::Fenced(lease.token)).await? {
+            Attempt::Done(outcome) => Ok(Some(outcome)),
+            Attempt::Fenced | Attempt::Conflict => Ok(None),
+        }
+    }
+
+    /// After a fenced-out section while still holding the lock, the fence counter must be
+    /// behind the database (Redis restarted without its data): raise it past the stored
+    /// token so the next acquisition can write.
+    async fn repair_fence(&self, lease: &Lease) -> Result<(), StrategyError> {
+        let (lock, fence) = self.keys(lease.event_id);
+        let mut conn = self.redis.get().await.map_err(unavailable)?;
+        let still_ours: Option<String> =
+            deadpool_redis::redis::cmd("GET").arg(&lock).query_async(&mut conn).await?;
+        if still_ours.as_deref() == Some(lease.holder.as_str()) {
+            let stored = crate::schema::fence_token(&self.db, lease.event_id).await?.unwrap_or(0);
+            let _: i64 = Script::new(RAISE_FENCE).key(&fence).arg(stored).invoke_async(&mut conn).await?;
+            tracing::warn!(event_id = lease.event_id, stored, "fence counter was behind the database; raised");
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ConcurrencyStrategy for RedisLock {
+    fn name(&self) -> StrategyName {
+        StrategyName::RedisLock
+    }
+
+    async fn apply(&self, request: &ApplyRequest) -> Result<ApplyOutcome, StrategyError> {
+        // A fenced-out section wrote nothing, so it is safe to take the lock again; the
+        // loop is bounded because each round either answers or takes a newer token.
+        for _ in 0..8 {
+            let lease = self.acquire(request.event_id).await?;
+            let result = self.critical_section(&lease, request).await;
+            if let Ok(None) = result {
+                self.repair_fence(&lease).await?;
+            }
+            // Release only after the transaction committed (or rolled back); a failed
+            // release is harmless: the lease expires after ttl_ms.
+            if let Err(e) = self.release(&lease).await {
+                tracing::warn!(error = %e, "lock release failed; the lease will expire");
+            }
+            if let Some(outcome) = result? {
+                return Ok(outcome);
+            }
+        }
+        Err(StrategyError::Contention { attempts: 8 })
+    }
+}
