@@ -66,6 +66,16 @@ pub struct RedisSettings {
     /// Empty when not configured.
     #[serde(default)]
     pub url: String,
+    /// Namespace of this deployment's keys; empty = `nanum:<database name>`.
+    #[serde(default)]
+    pub key_prefix: String,
+    /// Pool size.
+    #[serde(default = "default_redis_pool")]
+    pub max_connections: usize,
+}
+
+fn default_redis_pool() -> usize {
+    64
 }
 
 /// `[kafka]`

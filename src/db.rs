@@ -65,3 +65,11 @@ pub fn backend_name(db: &DatabaseConnection) -> &'static str {
         _ => "other",
     }
 }
+
+/// The database's name: the path of a `mysql://` URL, the file stem of a `sqlite://` one.
+pub fn database_name(url: &str) -> String {
+    let without_query = url.split('?').next().unwrap_or_default();
+    let last = without_query.rsplit('/').next().unwrap_or_default();
+    let name = last.split('.').next().unwrap_or_default();
+    if name.is_empty() { "nanum".to_owned() } else { name.to_owned() }
+}

@@ -156,6 +156,7 @@ impl From<StrategyError> for ApiError {
             StrategyError::UnknownEvent(_) => ApiError::NotFound("event"),
             StrategyError::Contention { .. } => ApiError::Contention,
             StrategyError::Unavailable(cause) => ApiError::BackendUnavailable(cause),
+            e @ StrategyError::LockTimeout { .. } => ApiError::BackendUnavailable(e.to_string()),
             other => ApiError::internal(other),
         }
     }

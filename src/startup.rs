@@ -6,7 +6,7 @@ use std::{net::TcpListener, sync::Arc};
 use actix_web::{App, HttpServer, dev::Server, web};
 use sea_orm::DatabaseConnection;
 use sea_orm_migration::MigratorTrait;
-use strategies::{ConcurrencyStrategy, build_strategy};
+use strategies::{Backends, ConcurrencyStrategy, StrategyName, build_strategy, redis_pool};
 
 use crate::{
     auth::{LoginThrottle, PasswordService, TokenService, bootstrap_admin},
@@ -23,6 +23,8 @@ pub struct AppState {
     pub db: DatabaseConnection,
     /// The configured concurrency strategy.
     pub strategy: Arc<dyn ConcurrencyStrategy>,
+    /// Redis, when `redis.url` is set (for readiness; the strategy holds its own handle).
+    pub redis: Option<deadpool_redis::Pool>,
     /// Settings as loaded.
     pub settings: Settings,
     /// argon2id.
@@ -54,7 +56,17 @@ impl Application {
         bootstrap_admin(&db, &settings.auth, &passwords)
             .await
             .map_err(|e| anyhow::anyhow!("creating the admin account failed: {e}"))?;
-        let strategy = build_strategy(&settings.concurrency, db.clone())?;
+        let redis = connect_redis(&settings).await?;
+        let redis_prefix = match settings.redis.key_prefix.as_str() {
+            "" => format!("nanum:{}", db::database_name(&settings.database.url)),
+            prefix => prefix.to_owned(),
+        };
+        let backends = Backends { db: db.clone(), redis: redis.clone(), redis_prefix };
+        let strategy = build_strategy(&settings.concurrency, backends)?;
+        strategy
+            .prepare()
+            .await
+            .map_err(|e| anyhow::anyhow!("preparing strategy {}: {e}", settings.concurrency.strategy))?;
 
         let listener =
             TcpListener::bind((settings.server.host.as_str(), settings.server.port)).map_err(|e| {
@@ -71,6 +83,7 @@ impl Application {
             logins: LoginThrottle::new(&settings.auth),
             db,
             strategy,
+            redis,
             settings,
             passwords,
         });
@@ -98,4 +111,22 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// The Redis pool when `redis.url` is set. Unreachable Redis stops the start only when the
+/// strategy needs it; otherwise it is reported by readiness.
+async fn connect_redis(settings: &Settings) -> anyhow::Result<Option<deadpool_redis::Pool>> {
+    let url = settings.redis.url.as_str();
+    if url.is_empty() {
+        return Ok(None);
+    }
+    let pool = redis_pool::build(url, settings.redis.max_connections).map_err(anyhow::Error::msg)?;
+    if let Err(e) = redis_pool::ping(&pool).await {
+        let message = format!("redis.url = \"{url}\" is unreachable: {e} (APP__REDIS__URL)");
+        if StrategyName::REDIS.contains(&settings.concurrency.strategy) {
+            anyhow::bail!(message);
+        }
+        tracing::warn!("{message}; continuing, the strategy does not need Redis");
+    }
+    Ok(Some(pool))
 }

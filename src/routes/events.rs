@@ -114,6 +114,10 @@ pub(crate) async fn create(
     .await?;
     strategies::schema::insert_stock(&tx, saved.id, saved.quantity).await?;
     tx.commit().await?;
+    if let Err(e) = state.strategy.event_created(saved.id).await {
+        // The event exists; a strategy with its own copy of the stock loads it lazily.
+        tracing::warn!(event_id = saved.id, error = %e, "strategy could not preload the new event");
+    }
     let quantity = saved.quantity;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/api/v1/events/{}", saved.id)))

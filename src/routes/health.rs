@@ -22,8 +22,17 @@ pub(crate) async fn ready(state: web::Data<AppState>) -> HttpResponse {
             "unavailable".to_owned()
         }
     };
-    let healthy = database == "ok";
-    let body = json!({ "database": database });
+    let mut body = json!({ "database": database });
+    if let Some(redis) = &state.redis {
+        body["redis"] = match strategies::redis_pool::ping(redis).await {
+            Ok(()) => json!("ok"),
+            Err(e) => {
+                tracing::warn!(error = %e, "readiness: redis");
+                json!("unavailable")
+            }
+        };
+    }
+    let healthy = body.as_object().is_some_and(|o| o.values().all(|v| v == "ok"));
     if healthy { HttpResponse::Ok().json(body) } else { HttpResponse::ServiceUnavailable().json(body) }
 }
 

@@ -19,6 +19,17 @@ const DEADLINE: Duration = Duration::from_secs(2);
 ///
 /// One line naming `redis.url` when the URL is malformed or Redis does not answer.
 pub async fn connect(url: &str, max_size: usize) -> Result<Pool, String> {
+    let pool = build(url, max_size)?;
+    ping(&pool).await.map_err(|e| format!("redis.url = \"{url}\" is unreachable: {e} (APP__REDIS__URL)"))?;
+    Ok(pool)
+}
+
+/// Builds a pool for `url` without connecting (connections are made on first use).
+///
+/// # Errors
+///
+/// One line naming `redis.url` when the URL is malformed.
+pub fn build(url: &str, max_size: usize) -> Result<Pool, String> {
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(DEADLINE))
         .set_response_timeout(Some(DEADLINE));
@@ -32,7 +43,6 @@ pub async fn connect(url: &str, max_size: usize) -> Result<Pool, String> {
         .runtime(Runtime::Tokio1)
         .build()
         .map_err(|e| format!("redis pool: {e}"))?;
-    ping(&pool).await.map_err(|e| format!("redis.url = \"{url}\" is unreachable: {e} (APP__REDIS__URL)"))?;
     Ok(pool)
 }
 
