@@ -31,8 +31,18 @@ pub async fn spawn_on_mariadb(strategy: StrategyName) -> Option<TestApp> {
     Some(spawn_with(&url, strategy).await)
 }
 
-/// A server with the given database URL and strategy, `config/test.toml` for the rest.
+/// A server with the given database URL and strategy, `config/test.toml` for the rest
+/// (and the test Redis for the Redis strategies).
 pub async fn spawn_with(database_url: &str, strategy: StrategyName) -> TestApp {
+    spawn_configured(database_url, strategy, |_| {}).await
+}
+
+/// As [`spawn_with`], with a last say on the settings.
+pub async fn spawn_configured(
+    database_url: &str,
+    strategy: StrategyName,
+    configure: impl FnOnce(&mut configuration::Settings),
+) -> TestApp {
     if std::env::var("TEST_LOG").is_ok() {
         let _ = tracing_subscriber::fmt().with_env_filter("info,sqlx=warn").with_test_writer().try_init();
     }
@@ -40,6 +50,11 @@ pub async fn spawn_with(database_url: &str, strategy: StrategyName) -> TestApp {
     settings.database.url = database_url.to_owned();
     settings.concurrency.strategy = strategy;
     settings.server.port = 0;
+    if StrategyName::REDIS.contains(&strategy) {
+        settings.redis.url = contract::test_redis_url();
+        settings.redis.key_prefix = contract::unique_prefix("api");
+    }
+    configure(&mut settings);
     let app = Application::build(settings.clone()).await.expect("build the app");
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());

@@ -7,5 +7,6 @@ mod events;
 mod health;
 mod helpers;
 mod outage;
+mod proxy;
 mod race;
 mod users;

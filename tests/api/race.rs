@@ -94,3 +94,13 @@ async fn no_control_over_allocates_under_the_same_crowd() {
     }
     panic!("`none` never over-allocated in {TRIES} races; this test would not catch the bug");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_lock_gives_exactly_ten_copies_to_two_hundred_readers_applying_twice() {
+    exactly_ten_winners(StrategyName::RedisLock).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_atomic_gives_exactly_ten_copies_to_two_hundred_readers_applying_twice() {
+    exactly_ten_winners(StrategyName::RedisAtomic).await;
+}
