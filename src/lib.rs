@@ -12,11 +12,13 @@
 //! - [`db`], [`migration`], [`entities`]: database access; the race tables themselves are
 //!   defined in the `strategies` crate, which also holds every concurrency strategy.
 //! - [`cli`]: the `nanum` command line.
+//! - [`cluster`]: several real instances and a crowd spread across them (multi-instance tests).
 #![deny(unsafe_code)]
 #![warn(clippy::all, rust_2018_idioms)]
 
 pub mod auth;
 pub mod cli;
+pub mod cluster;
 pub mod configuration;
 pub mod db;
 pub mod entities;

@@ -88,7 +88,12 @@ impl RedisAtomic {
         let [stock, users] = self.keys(request.event_id);
         let result: Result<i64, StrategyError> = async {
             let mut conn = self.redis.get().await.map_err(unavailable)?;
-            Ok(Script::new(GIVE_BACK).key(&stock).key(&users).arg(request.user_id).invoke_async(&mut conn).await?)
+            Ok(Script::new(GIVE_BACK)
+                .key(&stock)
+                .key(&users)
+                .arg(request.user_id)
+                .invoke_async(&mut conn)
+                .await?)
         }
         .await;
         if let Err(e) = result {

@@ -172,7 +172,11 @@ impl RedisLock {
         if still_ours.as_deref() == Some(lease.holder.as_str()) {
             let stored = crate::schema::fence_token(&self.db, lease.event_id).await?.unwrap_or(0);
             let _: i64 = Script::new(RAISE_FENCE).key(&fence).arg(stored).invoke_async(&mut conn).await?;
-            tracing::warn!(event_id = lease.event_id, stored, "fence counter was behind the database; raised");
+            tracing::warn!(
+                event_id = lease.event_id,
+                stored,
+                "fence counter was behind the database; raised"
+            );
         }
         Ok(())
     }

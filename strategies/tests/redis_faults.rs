@@ -101,7 +101,11 @@ async fn waiting_for_a_held_lock_is_bounded_and_ends_in_lock_timeout() {
     assert!(started.elapsed() < Duration::from_secs(3), "the wait must be bounded");
 }
 
-fn redis_atomic(db: &DatabaseConnection, redis: &Pool, prefix: &str) -> std::sync::Arc<dyn strategies::ConcurrencyStrategy> {
+fn redis_atomic(
+    db: &DatabaseConnection,
+    redis: &Pool,
+    prefix: &str,
+) -> std::sync::Arc<dyn strategies::ConcurrencyStrategy> {
     let config = ConcurrencyConfig { strategy: StrategyName::RedisAtomic, ..ConcurrencyConfig::default() };
     let backends = Backends { db: db.clone(), redis: Some(redis.clone()), redis_prefix: prefix.to_owned() };
     build_strategy(&config, backends).unwrap()
@@ -144,7 +148,10 @@ async fn redis_atomic_rebuilds_lost_counters_from_the_database() {
 
     // Redis loses everything (restart without persistence)…
     let mut conn = redis.get().await.unwrap();
-    let _: i64 = conn.del(&[format!("{prefix}:ra:{event}:stock"), format!("{prefix}:ra:{event}:users")]).await.unwrap();
+    let _: i64 = conn
+        .del(&[format!("{prefix}:ra:{event}:stock"), format!("{prefix}:ra:{event}:users")])
+        .await
+        .unwrap();
     // …a restarted process rebuilds at start-up, and the gate still knows who won.
     strategies::ConcurrencyStrategy::prepare(strategy.as_ref()).await.unwrap();
     assert_eq!(redis_stock(&redis, &prefix, event).await, Some(1));

@@ -3,6 +3,7 @@
 
 mod applications;
 mod books;
+mod cluster;
 mod events;
 mod health;
 mod helpers;

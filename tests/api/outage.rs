@@ -75,7 +75,12 @@ async fn redis_outage(strategy: StrategyName) {
     let (_, reader) = app.reader().await;
 
     proxy.cut();
-    assert_error(app.apply(event, &reader, None).await, StatusCode::SERVICE_UNAVAILABLE, "backend_unavailable").await;
+    assert_error(
+        app.apply(event, &reader, None).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "backend_unavailable",
+    )
+    .await;
     let ready = app.get("/health/ready", None).await;
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
     let ready = body(ready).await;
@@ -85,7 +90,11 @@ async fn redis_outage(strategy: StrategyName) {
 
     proxy.restore().await;
     wait_ready(&app).await;
-    assert_eq!(app.apply(event, &reader, None).await.status(), StatusCode::CREATED, "{strategy} after recovery");
+    assert_eq!(
+        app.apply(event, &reader, None).await.status(),
+        StatusCode::CREATED,
+        "{strategy} after recovery"
+    );
     assert_eq!(body(app.get(&format!("/api/v1/events/{event}"), None).await).await["remaining"], 2);
     let winners = body(app.get(&format!("/api/v1/events/{event}/applications"), Some(&admin)).await).await;
     assert_eq!(winners["total"], 1);

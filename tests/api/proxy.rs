@@ -61,4 +61,3 @@ impl Proxy {
         self.serve(listener);
     }
 }
-
