@@ -9,7 +9,8 @@
 //! creating the event beforehand and reading the result back afterwards are not timed.
 //! Throughput is N elements per iteration, so criterion reports applications per second.
 //!
-//! Every strategy of [`StrategyName::DATABASE_ONLY`] runs side by side in one group, `race`,
+//! Every strategy of [`StrategyName::DATABASE_ONLY`] (plus [`StrategyName::REDIS`] when Redis
+//! answers) runs side by side in one group, `race`,
 //! once per available backend: `race/mariadb/<strategy>` and `race/sqlite/<strategy>`.
 //! MariaDB is where the strategies really differ; on SQLite every section takes the single
 //! write lock up front (`BEGIN IMMEDIATE`), so the numbers there show the cost of each
@@ -49,7 +50,7 @@ use std::{
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, Statement};
 use strategies::{
-    ConcurrencyConfig, ConcurrencyStrategy, StrategyName, build_strategy,
+    Backends, ConcurrencyConfig, ConcurrencyStrategy, StrategyName, build_strategy,
     contract::{self, RaceReport},
 };
 use tokio::runtime::Runtime;
@@ -273,6 +274,20 @@ fn race_group(c: &mut Criterion) {
         }
         available
     });
+    // The Redis strategies join when Redis answers (a bench skips, never fails, without it).
+    let redis = runtime.block_on(async {
+        match strategies::redis_pool::connect(&contract::test_redis_url(), 64).await {
+            Ok(pool) => Some(pool),
+            Err(why) => {
+                eprintln!("SKIPPED: race/*/redis-*: {why}");
+                None
+            }
+        }
+    });
+    let names: Vec<StrategyName> = StrategyName::DATABASE_ONLY
+        .into_iter()
+        .chain(redis.iter().flat_map(|_| StrategyName::REDIS))
+        .collect();
 
     let mut group = c.benchmark_group("race");
     // A race takes tens to hundreds of milliseconds: flat sampling keeps the iteration
@@ -284,10 +299,14 @@ fn race_group(c: &mut Criterion) {
     ));
 
     for backend in &backends {
-        for name in StrategyName::DATABASE_ONLY {
+        for &name in &names {
             let config = ConcurrencyConfig { strategy: name, ..ConcurrencyConfig::default() };
-            let strategy =
-                build_strategy(&config, backend.db.clone()).expect("database-only strategies always build");
+            let backends = Backends {
+                db: backend.db.clone(),
+                redis: redis.clone(),
+                redis_prefix: contract::unique_prefix("bench"),
+            };
+            let strategy = build_strategy(&config, backends).expect("every needed backend is present");
             let none_tally = Mutex::new(OverAllocations::default());
             group.bench_function(BenchmarkId::new(backend.label, name), |b| {
                 b.to_async(&runtime)
