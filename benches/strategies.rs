@@ -305,8 +305,10 @@ fn race_group(c: &mut Criterion) {
                 db: backend.db.clone(),
                 redis: redis.clone(),
                 redis_prefix: contract::unique_prefix("bench"),
+                ..Backends::from(backend.db.clone())
             };
-            let strategy = build_strategy(&config, backends).expect("every needed backend is present");
+            let strategy =
+                runtime.block_on(build_strategy(&config, backends)).expect("every needed backend is present");
             let none_tally = Mutex::new(OverAllocations::default());
             group.bench_function(BenchmarkId::new(backend.label, name), |b| {
                 b.to_async(&runtime)

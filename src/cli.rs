@@ -1,7 +1,7 @@
 //! The `nanum` command line: `nanum [serve] [--strategy NAME] [--port N] …`.
 
 use clap::{Parser, Subcommand};
-use strategies::StrategyName;
+use strategies::{StrategyName, kafka::Role};
 
 use crate::{configuration, startup::Application};
 
@@ -36,6 +36,9 @@ pub struct ServeArgs {
     /// database.url
     #[arg(long)]
     database_url: Option<String>,
+    /// instance.role: api (HTTP only), worker (consumers only) or all
+    #[arg(long, value_parser = |s: &str| s.parse::<Role>())]
+    role: Option<Role>,
 }
 
 impl ServeArgs {
@@ -52,6 +55,9 @@ impl ServeArgs {
         }
         if let Some(u) = &self.database_url {
             o.push(("database.url", u.clone()));
+        }
+        if let Some(r) = self.role {
+            o.push(("instance.role", format!("{r:?}").to_lowercase()));
         }
         o
     }
@@ -71,9 +77,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         configuration::load(&args.overrides()).map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
     let host = settings.server.host.clone();
     let strategy = settings.concurrency.strategy;
+    let role = settings.instance.role;
     let database = crate::db::redact(&settings.database.url);
     let app = Application::build(settings).await?;
-    println!("nanum listening on http://{host}:{} (strategy {strategy}, database {database})", app.port());
+    println!(
+        "nanum listening on http://{host}:{} (strategy {strategy}, role {role:?}, database {database})",
+        app.port()
+    );
     app.run_until_stopped().await?;
     println!("nanum stopped");
     Ok(())

@@ -4,7 +4,10 @@
 use std::path::PathBuf;
 
 use serde::Deserialize;
-use strategies::ConcurrencyConfig;
+use strategies::{
+    ConcurrencyConfig,
+    kafka::{KafkaConfig, Role},
+};
 
 /// The development JWT secret of `config/base.toml`; production refuses to start with it.
 pub const DEV_JWT_SECRET: &str = "dev-only-secret-change-me";
@@ -24,7 +27,7 @@ pub struct Settings {
     /// Redis (only the Redis strategies need it).
     pub redis: RedisSettings,
     /// Kafka (only the Kafka strategies need it).
-    pub kafka: KafkaSettings,
+    pub kafka: KafkaConfig,
     /// Which concurrency strategy serialises applications.
     pub concurrency: ConcurrencyConfig,
     /// This instance's place among several (partition assignment).
@@ -78,18 +81,6 @@ fn default_redis_pool() -> usize {
     64
 }
 
-/// `[kafka]`
-#[derive(Debug, Clone, Deserialize)]
-pub struct KafkaSettings {
-    /// Comma-separated bootstrap brokers; empty when not configured.
-    #[serde(default)]
-    pub brokers: String,
-    /// Partitions of the applications topic.
-    pub partitions: i32,
-    /// Applications topic; replies go to `<topic>.results`.
-    pub topic: String,
-}
-
 /// `[instance]`
 #[derive(Debug, Clone, Deserialize)]
 pub struct InstanceSettings {
@@ -97,6 +88,9 @@ pub struct InstanceSettings {
     pub index: u32,
     /// Number of instances.
     pub count: u32,
+    /// `api`, `worker` or `all` (Kafka strategies: who produces, who consumes).
+    #[serde(default)]
+    pub role: Role,
 }
 
 /// `[auth]`

@@ -10,7 +10,11 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(Catalogue), Box::new(strategies::schema::Migration)]
+        vec![
+            Box::new(Catalogue),
+            Box::new(strategies::schema::Migration),
+            Box::new(strategies::kafka::store::Migration),
+        ]
     }
 }
 

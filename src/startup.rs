@@ -6,7 +6,7 @@ use std::{net::TcpListener, sync::Arc};
 use actix_web::{App, HttpServer, dev::Server, web};
 use sea_orm::DatabaseConnection;
 use sea_orm_migration::MigratorTrait;
-use strategies::{Backends, ConcurrencyStrategy, StrategyName, build_strategy, redis_pool};
+use strategies::{Backends, ConcurrencyStrategy, StrategyName, build_strategy, kafka::Placement, redis_pool};
 
 use crate::{
     auth::{LoginThrottle, PasswordService, TokenService, bootstrap_admin},
@@ -61,8 +61,19 @@ impl Application {
             "" => format!("nanum:{}", db::database_name(&settings.database.url)),
             prefix => prefix.to_owned(),
         };
-        let backends = Backends { db: db.clone(), redis: redis.clone(), redis_prefix };
-        let strategy = build_strategy(&settings.concurrency, backends)?;
+        let placement = Placement {
+            role: settings.instance.role,
+            index: settings.instance.index,
+            count: settings.instance.count,
+        };
+        let backends = Backends {
+            db: db.clone(),
+            redis: redis.clone(),
+            redis_prefix,
+            kafka: settings.kafka.clone(),
+            placement,
+        };
+        let strategy = build_strategy(&settings.concurrency, backends).await?;
         strategy
             .prepare()
             .await
@@ -123,7 +134,9 @@ async fn connect_redis(settings: &Settings) -> anyhow::Result<Option<deadpool_re
     let pool = redis_pool::build(url, settings.redis.max_connections).map_err(anyhow::Error::msg)?;
     if let Err(e) = redis_pool::ping(&pool).await {
         let message = format!("redis.url = \"{url}\" is unreachable: {e} (APP__REDIS__URL)");
-        if StrategyName::REDIS.contains(&settings.concurrency.strategy) {
+        let strategy = settings.concurrency.strategy;
+        let kafka_with_lock = strategy == StrategyName::KafkaRedisLock && settings.concurrency.kafka_lock;
+        if StrategyName::REDIS.contains(&strategy) || kafka_with_lock {
             anyhow::bail!(message);
         }
         tracing::warn!("{message}; continuing, the strategy does not need Redis");

@@ -4,7 +4,7 @@
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use chrono::Utc;
 use serde_json::json;
-use strategies::{ApplyOutcome, ApplyRequest, schema};
+use strategies::{ApplyOutcome, ApplyRequest, kafka::store, schema};
 
 use crate::{auth::AuthUser, error::ApiError, routes::events, startup::AppState};
 
@@ -12,14 +12,17 @@ use crate::{auth::AuthUser, error::ApiError, routes::events, startup::AppState};
 const MAX_KEY_LEN: usize = 64;
 
 fn request_id(req: &HttpRequest, user_id: i64) -> Result<(String, bool), ApiError> {
+    // Request ids start with their owner, so `GET /applications/{request id}` can check
+    // ownership even before a Kafka consumer has decided the request.
     let Some(raw) = req.headers().get("Idempotency-Key") else {
-        return Ok((uuid::Uuid::new_v4().to_string(), false));
+        return Ok((format!("u{user_id}:{}", uuid::Uuid::new_v4().simple()), false));
     };
     let key = raw.to_str().unwrap_or_default().trim();
-    if key.is_empty() || key.len() > MAX_KEY_LEN || !key.chars().all(|c| c.is_ascii_graphic()) {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':');
+    if key.is_empty() || key.len() > MAX_KEY_LEN || !key.chars().all(allowed) {
         return Err(ApiError::field(
             "Idempotency-Key",
-            format!("must be 1 to {MAX_KEY_LEN} visible ASCII characters"),
+            format!("must be 1 to {MAX_KEY_LEN} characters of A-Z a-z 0-9 - _ . :"),
         ));
     }
     // Scoped to the user, so one reader's key can never replay another's answer.
@@ -56,8 +59,16 @@ pub(crate) async fn apply(
     }
     let (request_id, keyed) = request_id(&req, user.id)?;
     let strategy = state.strategy.name().as_str();
-    if keyed && let Some(app) = schema::application_by_request(&state.db, &request_id).await? {
-        return Ok(won(&app, strategy)); // replay of a request that already won
+    if keyed {
+        // A replay answers like the first request did.
+        if let Some(app) = schema::application_by_request(&state.db, &request_id).await? {
+            return Ok(won(&app, strategy));
+        }
+        match store::result_of(&state.db, &request_id).await?.map(|r| r.outcome) {
+            Some(ApplyOutcome::SoldOut) => return Err(ApiError::SoldOut),
+            Some(ApplyOutcome::AlreadyApplied) => return Err(ApiError::AlreadyApplied),
+            _ => {}
+        }
     }
     let request = ApplyRequest { event_id: event.id, user_id: user.id, request_id };
     match state.strategy.apply(&request).await? {
@@ -74,8 +85,44 @@ pub(crate) async fn apply(
         }
         ApplyOutcome::SoldOut => Err(ApiError::SoldOut),
         ApplyOutcome::AlreadyApplied => Err(ApiError::AlreadyApplied),
+        ApplyOutcome::Pending => Ok(HttpResponse::Accepted()
+            .insert_header(("Location", format!("/api/v1/applications/{}", request.request_id)))
+            .json(
+                json!({ "application_id": request.request_id, "status": "pending", "strategy": strategy }),
+            )),
         other => Err(ApiError::internal(anyhow::anyhow!("unexpected outcome {other:?}"))),
     }
+}
+
+/// The owner encoded in a request id (`u<user id>:…`).
+fn owner_of(request_id: &str) -> Option<i64> {
+    request_id.strip_prefix('u')?.split_once(':')?.0.parse().ok()
+}
+
+/// `GET /applications/{request id}`: a request that answered 202 settles here — `won`
+/// (with its application id), `sold_out`, `already_applied`, or still `pending`.
+async fn by_request(state: &AppState, user: &AuthUser, request_id: &str) -> Result<HttpResponse, ApiError> {
+    let owner = owner_of(request_id).ok_or(ApiError::NotFound("application"))?;
+    if owner != user.id && !user.is_admin() {
+        return Err(ApiError::Forbidden("this application belongs to another reader"));
+    }
+    if let Some(app) = schema::application_by_request(&state.db, request_id).await? {
+        return Ok(HttpResponse::Ok().json(json!({
+            "application_id": app.id, "request_id": request_id, "event_id": app.event_id, "user_id": app.user_id, "status": app.status,
+        })));
+    }
+    let body = match store::result_of(&state.db, request_id).await? {
+        Some(done) => {
+            let status = match done.outcome {
+                ApplyOutcome::SoldOut => "sold_out",
+                ApplyOutcome::AlreadyApplied => "already_applied",
+                _ => "pending",
+            };
+            json!({ "application_id": request_id, "event_id": done.event_id, "user_id": done.user_id, "status": status })
+        }
+        None => json!({ "application_id": request_id, "user_id": owner, "status": "pending" }),
+    };
+    Ok(HttpResponse::Ok().json(body))
 }
 
 /// One application (its owner or an admin).
@@ -83,10 +130,12 @@ pub(crate) async fn apply(
 pub(crate) async fn get(
     state: web::Data<AppState>,
     user: AuthUser,
-    id: web::Path<i64>,
+    id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let app =
-        schema::application(&state.db, id.into_inner()).await?.ok_or(ApiError::NotFound("application"))?;
+    let Ok(id) = id.parse::<i64>() else {
+        return by_request(&state, &user, &id).await;
+    };
+    let app = schema::application(&state.db, id).await?.ok_or(ApiError::NotFound("application"))?;
     if app.user_id != user.id && !user.is_admin() {
         return Err(ApiError::Forbidden("this application belongs to another reader"));
     }

@@ -32,6 +32,15 @@ pub(crate) async fn ready(state: web::Data<AppState>) -> HttpResponse {
             }
         };
     }
+    for (backend, check) in state.strategy.health().await {
+        body[backend] = match check {
+            Ok(()) => json!("ok"),
+            Err(e) => {
+                tracing::warn!(error = %e, "readiness: {backend}");
+                json!("unavailable")
+            }
+        };
+    }
     let healthy = body.as_object().is_some_and(|o| o.values().all(|v| v == "ok"));
     if healthy { HttpResponse::Ok().json(body) } else { HttpResponse::ServiceUnavailable().json(body) }
 }
@@ -48,5 +57,6 @@ pub(crate) async fn strategy(state: web::Data<AppState>) -> HttpResponse {
             "redis": !s.redis.url.is_empty(),
             "kafka": !s.kafka.brokers.is_empty(),
         },
+        "role": s.instance.role,
     }))
 }

@@ -15,6 +15,7 @@ use crate::{
     ConcurrencyStrategy,
     app_mutex::AppMutex,
     db_atomic::DbAtomic,
+    kafka::{KafkaConfig, KafkaStrategy, Placement},
     none::NoControl,
     optimistic::Optimistic,
     pessimistic::Pessimistic,
@@ -63,6 +64,10 @@ impl StrategyName {
         StrategyName::DbAtomic,
         StrategyName::RedisAtomic,
     ];
+
+    /// The strategies that need Kafka.
+    pub const KAFKA: [StrategyName; 3] =
+        [StrategyName::KafkaSinglePartition, StrategyName::KafkaRedisLock, StrategyName::KafkaKeyed];
 
     /// The strategies that need Redis as well as the database.
     pub const REDIS: [StrategyName; 2] = [StrategyName::RedisLock, StrategyName::RedisAtomic];
@@ -146,9 +151,17 @@ pub struct ConcurrencyConfig {
     /// Options of `optimistic-lock`.
     #[serde(default)]
     pub optimistic: OptimisticConfig,
-    /// Options of `redis-lock`.
+    /// Options of `redis-lock` (and of the lock inside `kafka-redis-lock`).
     #[serde(default)]
     pub redis_lock: RedisLockConfig,
+    /// `kafka-redis-lock` only: take the Redis lock in the consumer (the team's fix). Off, the
+    /// round-robin partitions race — the bug the team hit.
+    #[serde(default = "yes")]
+    pub kafka_lock: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for ConcurrencyConfig {
@@ -157,6 +170,7 @@ impl Default for ConcurrencyConfig {
             strategy: StrategyName::PessimisticLock,
             optimistic: OptimisticConfig::default(),
             redis_lock: RedisLockConfig::default(),
+            kafka_lock: true,
         }
     }
 }
@@ -171,12 +185,22 @@ pub struct Backends {
     /// Namespace of this deployment's Redis keys (one per database, so tests and
     /// deployments sharing a Redis never see each other's locks and counters).
     pub redis_prefix: String,
+    /// The broker and topics (`brokers` empty = not configured).
+    pub kafka: KafkaConfig,
+    /// This instance's role and place, for partition ownership.
+    pub placement: Placement,
 }
 
 impl From<DatabaseConnection> for Backends {
     /// Only a database (enough for every strategy but the Redis and Kafka ones).
     fn from(db: DatabaseConnection) -> Self {
-        Self { db, redis: None, redis_prefix: "nanum".into() }
+        Self {
+            db,
+            redis: None,
+            redis_prefix: "nanum".into(),
+            kafka: KafkaConfig::default(),
+            placement: Placement::default(),
+        }
     }
 }
 
@@ -194,17 +218,13 @@ pub enum BuildError {
         /// The setting to change.
         setting: &'static str,
     },
-    /// The strategy is not part of this build yet.
-    #[error(
-        "concurrency.strategy = \"{strategy}\" is not available: {reason}; set \
-         APP__CONCURRENCY__STRATEGY to one of: none, app-mutex, pessimistic-lock, \
-         optimistic-lock, db-atomic, redis-lock, redis-atomic"
-    )]
-    Unavailable {
+    /// A backend is configured but could not be set up (unreachable, wrong topic shape).
+    #[error("concurrency.strategy = \"{strategy}\": {reason}")]
+    Backend {
         /// The configured name.
         strategy: StrategyName,
-        /// Why it cannot run.
-        reason: &'static str,
+        /// One line naming the setting to change.
+        reason: String,
     },
 }
 
@@ -213,11 +233,11 @@ pub enum BuildError {
 /// # Errors
 ///
 /// [`BuildError`] when the strategy needs a backend that is not configured.
-pub fn build_strategy(
+pub async fn build_strategy(
     config: &ConcurrencyConfig,
     backends: impl Into<Backends>,
 ) -> Result<Arc<dyn ConcurrencyStrategy>, BuildError> {
-    let Backends { db, redis, redis_prefix } = backends.into();
+    let Backends { db, redis, redis_prefix, kafka, placement } = backends.into();
     let need_redis = |strategy| {
         redis.clone().ok_or(BuildError::MissingBackend {
             strategy,
@@ -240,11 +260,26 @@ pub fn build_strategy(
         StrategyName::RedisAtomic => {
             Arc::new(RedisAtomic::new(db, need_redis(StrategyName::RedisAtomic)?, redis_prefix))
         }
-        other => {
-            return Err(BuildError::Unavailable {
-                strategy: other,
-                reason: "the Kafka strategies are not built yet (issue #5)",
-            });
+        name @ (StrategyName::KafkaSinglePartition
+        | StrategyName::KafkaRedisLock
+        | StrategyName::KafkaKeyed) => {
+            if kafka.brokers.trim().is_empty() {
+                return Err(BuildError::MissingBackend {
+                    strategy: name,
+                    backend: "Kafka",
+                    setting: "kafka.brokers (APP__KAFKA__BROKERS), e.g. 127.0.0.1:9092",
+                });
+            }
+            let lock = if name == StrategyName::KafkaRedisLock && config.kafka_lock {
+                let redis = need_redis(name)?;
+                Some(Arc::new(RedisLock::new(db.clone(), redis, redis_prefix, config.redis_lock.clone())))
+            } else {
+                None
+            };
+            let strategy = KafkaStrategy::connect(name, db, kafka, placement, lock)
+                .await
+                .map_err(|reason| BuildError::Backend { strategy: name, reason })?;
+            Arc::new(strategy)
         }
     };
     Ok(strategy)

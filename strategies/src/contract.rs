@@ -82,6 +82,28 @@ pub async fn test_redis() -> Option<deadpool_redis::Pool> {
     }
 }
 
+/// Kafka brokers used by tests; override with `NANUM_TEST_KAFKA_BROKERS`.
+pub fn test_kafka_brokers() -> String {
+    std::env::var("NANUM_TEST_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".to_owned())
+}
+
+/// Kafka settings for a test: the test broker, a topic no other test uses, and a reply
+/// bound long enough that a correct strategy never answers `pending` in the contract
+/// races. `None` (after [`service_absent`]) when the broker is absent.
+pub async fn test_kafka(what: &str) -> Option<crate::kafka::KafkaConfig> {
+    let brokers = test_kafka_brokers();
+    if let Err(e) = crate::kafka::client::connect(&brokers, Duration::from_secs(5)).await {
+        service_absent("Kafka", &e);
+        return None;
+    }
+    Some(crate::kafka::KafkaConfig {
+        brokers,
+        topic: format!("nanum-test.{what}.{}", uuid::Uuid::new_v4().simple()),
+        reply_timeout_ms: 30_000,
+        ..crate::kafka::KafkaConfig::default()
+    })
+}
+
 /// A key prefix no other test uses, so tests sharing one Redis never collide.
 pub fn unique_prefix(what: &str) -> String {
     format!("nanum-test:{what}:{}", uuid::Uuid::new_v4().simple())
@@ -110,13 +132,14 @@ pub async fn connect(url: &str, pool: u32) -> Result<DatabaseConnection, DbErr> 
     Database::connect(opts).await
 }
 
-/// Runs this crate's migration alone (the app runs it inside its full migrator).
+/// Runs this crate's migrations alone (the app runs it inside its full migrator).
 ///
 /// # Errors
 ///
 /// Any database error.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
-    schema::Migration.up(&SchemaManager::new(db)).await
+    schema::Migration.up(&SchemaManager::new(db)).await?;
+    crate::kafka::store::Migration.up(&SchemaManager::new(db)).await
 }
 
 /// What a race produced, and what the database holds afterwards.
@@ -244,6 +267,9 @@ pub async fn race(
             Ok(Ok(ApplyOutcome::Won { .. })) => report.won += 1,
             Ok(Ok(ApplyOutcome::SoldOut)) => report.sold_out += 1,
             Ok(Ok(ApplyOutcome::AlreadyApplied)) => report.already_applied += 1,
+            Ok(Ok(ApplyOutcome::Pending)) => {
+                report.errors.push("pending: not decided within the wait bound".into())
+            }
             Ok(Err(e)) => report.errors.push(e.to_string()),
             Err(e) => report.errors.push(format!("task failed: {e}")),
         }

@@ -17,6 +17,7 @@
 //!   decremented (`Gate`).
 //! - `none`, `app_mutex`, `pessimistic`, `optimistic`, `db_atomic`, [`redis_lock`],
 //!   `redis_atomic`: one module per strategy.
+//! - [`kafka`]: the three Kafka strategies (producer, consumers, offsets in the database).
 //! - [`redis_pool`]: the Redis pool (deadlines on every call) and Redis error mapping.
 //! - [`dberr`]: classification of database errors (unique violation, transient, outage).
 //! - [`contract`]: the shared contract suite (a race harness plus its invariant checks).
@@ -28,6 +29,7 @@ pub mod config;
 pub mod contract;
 mod db_atomic;
 pub mod dberr;
+pub mod kafka;
 mod none;
 mod optimistic;
 mod pessimistic;

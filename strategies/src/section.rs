@@ -76,7 +76,7 @@ pub(crate) async fn run(db: &DatabaseConnection, req: &ApplyRequest, gate: Gate)
     Ok(attempt)
 }
 
-async fn steps(
+pub(crate) async fn steps(
     tx: &DatabaseTransaction,
     backend: DbBackend,
     req: &ApplyRequest,

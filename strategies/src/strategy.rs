@@ -29,6 +29,9 @@ pub enum ApplyOutcome {
     SoldOut,
     /// This reader already holds a copy of this event.
     AlreadyApplied,
+    /// Asynchronous strategies only: the request is queued but was not decided within the
+    /// wait bound; `GET /applications/{request id}` settles it later.
+    Pending,
 }
 
 /// Why a strategy could not give an answer. Every variant means *nothing was written*.
@@ -110,5 +113,11 @@ pub trait ConcurrencyStrategy: Send + Sync + std::fmt::Debug {
     /// A backend failure, which stops the start.
     async fn prepare(&self) -> Result<(), StrategyError> {
         Ok(())
+    }
+
+    /// The strategy's own backends and whether each answers, for `/health/ready`.
+    /// Default: none beyond what the app checks itself.
+    async fn health(&self) -> Vec<(&'static str, Result<(), String>)> {
+        Vec::new()
     }
 }

@@ -4,7 +4,8 @@
 
 use strategies::{
     Backends, ConcurrencyConfig, StrategyName, build_strategy,
-    contract::{RaceReport, fresh_event, fresh_mariadb, race, test_redis, unique_prefix},
+    contract::{RaceReport, fresh_event, fresh_mariadb, race, test_kafka, test_redis, unique_prefix},
+    kafka::{KafkaConfig, Placement},
 };
 
 /// Connections per test pool: enough that transactions really overlap.
@@ -17,10 +18,23 @@ async fn run_race(
     quantity: i32,
 ) -> Option<RaceReport> {
     let db = fresh_mariadb(&name.as_str().replace('-', "_"), POOL).await?;
-    let redis = if StrategyName::REDIS.contains(&name) { Some(test_redis().await?) } else { None };
-    let backends = Backends { db: db.clone(), redis, redis_prefix: unique_prefix(name.as_str()) };
+    let needs_redis = StrategyName::REDIS.contains(&name) || name == StrategyName::KafkaRedisLock;
+    let redis = if needs_redis { Some(test_redis().await?) } else { None };
+    let kafka = if StrategyName::KAFKA.contains(&name) {
+        test_kafka(name.as_str()).await?
+    } else {
+        KafkaConfig::default()
+    };
+    let backends = Backends {
+        db: db.clone(),
+        redis,
+        redis_prefix: unique_prefix(name.as_str()),
+        kafka,
+        placement: Placement::default(),
+    };
     let config = ConcurrencyConfig { strategy: name, ..ConcurrencyConfig::default() };
-    let strategy = build_strategy(&config, backends).expect("the test provides every backend");
+    let strategy = build_strategy(&config, backends).await.expect("the test provides every backend");
+    strategy.prepare().await.expect("start the strategy's consumers");
     let event = fresh_event(&db, quantity).await.expect("create event");
     Some(race(strategy, &db, event, applicants, attempts_each).await.expect("read back the race"))
 }
@@ -58,6 +72,9 @@ contract_suite! {
     db_atomic_never_over_allocates => StrategyName::DbAtomic,
     redis_lock_never_over_allocates => StrategyName::RedisLock,
     redis_atomic_never_over_allocates => StrategyName::RedisAtomic,
+    kafka_single_partition_never_over_allocates => StrategyName::KafkaSinglePartition,
+    kafka_redis_lock_never_over_allocates => StrategyName::KafkaRedisLock,
+    kafka_keyed_never_over_allocates => StrategyName::KafkaKeyed,
 }
 
 /// Proof that the suite can fail: with no control, the same race over-allocates. The race

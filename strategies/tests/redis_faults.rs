@@ -101,14 +101,19 @@ async fn waiting_for_a_held_lock_is_bounded_and_ends_in_lock_timeout() {
     assert!(started.elapsed() < Duration::from_secs(3), "the wait must be bounded");
 }
 
-fn redis_atomic(
+async fn redis_atomic(
     db: &DatabaseConnection,
     redis: &Pool,
     prefix: &str,
 ) -> std::sync::Arc<dyn strategies::ConcurrencyStrategy> {
     let config = ConcurrencyConfig { strategy: StrategyName::RedisAtomic, ..ConcurrencyConfig::default() };
-    let backends = Backends { db: db.clone(), redis: Some(redis.clone()), redis_prefix: prefix.to_owned() };
-    build_strategy(&config, backends).unwrap()
+    let backends = Backends {
+        db: db.clone(),
+        redis: Some(redis.clone()),
+        redis_prefix: prefix.to_owned(),
+        ..Backends::from(db.clone())
+    };
+    build_strategy(&config, backends).await.unwrap()
 }
 
 async fn redis_stock(redis: &Pool, prefix: &str, event: i64) -> Option<i64> {
@@ -120,7 +125,7 @@ async fn redis_stock(redis: &Pool, prefix: &str, event: i64) -> Option<i64> {
 async fn redis_atomic_gives_the_copy_back_when_the_database_write_fails() {
     let Some((db, redis)) = backends("giveback").await else { return };
     let prefix = unique_prefix("giveback");
-    let strategy = redis_atomic(&db, &redis, &prefix);
+    let strategy = redis_atomic(&db, &redis, &prefix).await;
     let event = fresh_event(&db, 3).await.unwrap();
     strategy.event_created(event).await.unwrap();
     assert_eq!(redis_stock(&redis, &prefix, event).await, Some(3));
@@ -142,7 +147,7 @@ async fn redis_atomic_gives_the_copy_back_when_the_database_write_fails() {
 async fn redis_atomic_rebuilds_lost_counters_from_the_database() {
     let Some((db, redis)) = backends("rebuild").await else { return };
     let prefix = unique_prefix("rebuild");
-    let strategy = redis_atomic(&db, &redis, &prefix);
+    let strategy = redis_atomic(&db, &redis, &prefix).await;
     let event = fresh_event(&db, 2).await.unwrap();
     assert!(matches!(strategy.apply(&request(event, 1)).await, Ok(ApplyOutcome::Won { .. })));
 

@@ -1,0 +1,179 @@
+//! The Kafka strategies' [`ConcurrencyStrategy`]: produce the application to the
+//! partition the strategy picks, then wait (bounded) for a consumer's answer.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use rskafka::{
+    client::{
+        Client,
+        partition::{Compression, PartitionClient},
+    },
+    record::Record,
+};
+use sea_orm::DatabaseConnection;
+
+use super::{
+    KafkaConfig, Placement,
+    client::{connect, ensure_topic, partition_clients, within},
+    waiters::{self, Waiters},
+    wire::ApplyMessage,
+    worker::Worker,
+};
+use crate::{
+    ApplyOutcome, ApplyRequest, ConcurrencyStrategy, StrategyError, StrategyName, redis_lock::RedisLock,
+};
+
+/// Produces applications and waits for their answers; starts the consumers this instance
+/// owns in [`ConcurrencyStrategy::prepare`].
+#[derive(Debug)]
+pub(crate) struct KafkaStrategy {
+    name: StrategyName,
+    db: DatabaseConnection,
+    config: KafkaConfig,
+    placement: Placement,
+    lock: Option<Arc<RedisLock>>,
+    /// Identifies this process in produced records (answers for it come back in-process).
+    origin: String,
+    client: Arc<Client>,
+    producers: Vec<Arc<PartitionClient>>,
+    results: Arc<PartitionClient>,
+    waiters: Arc<Waiters>,
+    round_robin: AtomicUsize,
+}
+
+impl KafkaStrategy {
+    /// Connects, creates (or checks) both topics, and opens a client per partition.
+    ///
+    /// # Errors
+    ///
+    /// One line naming the `kafka.*` setting to change.
+    pub(crate) async fn connect(
+        name: StrategyName,
+        db: DatabaseConnection,
+        config: KafkaConfig,
+        placement: Placement,
+        lock: Option<Arc<RedisLock>>,
+    ) -> Result<Self, String> {
+        let deadline = Duration::from_millis(config.deadline_ms);
+        let client = connect(&config.brokers, deadline).await?;
+        let partitions =
+            if name == StrategyName::KafkaSinglePartition { 1 } else { config.partitions.max(1) };
+        let results_topic = format!("{}.results", config.topic);
+        ensure_topic(&client, &config.topic, partitions, deadline).await?;
+        ensure_topic(&client, &results_topic, 1, deadline).await?;
+        let producers = partition_clients(&client, &config.topic, partitions, deadline)
+            .await
+            .map_err(|e| e.to_string())?;
+        let results = partition_clients(&client, &results_topic, 1, deadline)
+            .await
+            .map_err(|e| e.to_string())?
+            .pop()
+            .ok_or("the results topic has no partition")?;
+        Ok(Self {
+            name,
+            db,
+            config,
+            placement,
+            lock,
+            origin: uuid::Uuid::new_v4().to_string(),
+            client,
+            producers,
+            results,
+            waiters: Arc::default(),
+            round_robin: AtomicUsize::new(0),
+        })
+    }
+
+    fn deadline(&self) -> Duration {
+        Duration::from_millis(self.config.deadline_ms)
+    }
+
+    /// The partition an application goes to: the only one, the event's own, or the next.
+    fn partition_for(&self, request: &ApplyRequest) -> usize {
+        let n = self.producers.len();
+        match self.name {
+            StrategyName::KafkaKeyed => usize::try_from(request.event_id.rem_euclid(n as i64)).unwrap_or(0),
+            StrategyName::KafkaRedisLock => self.round_robin.fetch_add(1, Ordering::Relaxed) % n,
+            _ => 0,
+        }
+    }
+}
+
+#[async_trait]
+impl ConcurrencyStrategy for KafkaStrategy {
+    fn name(&self) -> StrategyName {
+        self.name
+    }
+
+    async fn apply(&self, request: &ApplyRequest) -> Result<ApplyOutcome, StrategyError> {
+        let message = ApplyMessage {
+            event_id: request.event_id,
+            user_id: request.user_id,
+            request_id: request.request_id.clone(),
+            origin: self.origin.clone(),
+        };
+        let value = serde_json::to_vec(&message).map_err(|e| StrategyError::Unavailable(e.to_string()))?;
+        let record = Record {
+            key: Some(request.event_id.to_string().into_bytes()),
+            value: Some(value),
+            headers: Default::default(),
+            timestamp: rskafka::chrono::Utc::now(),
+        };
+        // Register before producing: a local consumer may answer before produce returns.
+        let answer = self.waiters.register(&request.request_id);
+        let producer = &self.producers[self.partition_for(request)];
+        if let Err(e) =
+            within(self.deadline(), "produce", producer.produce(vec![record], Compression::NoCompression))
+                .await
+        {
+            self.waiters.forget(&request.request_id);
+            return Err(e);
+        }
+        match tokio::time::timeout(Duration::from_millis(self.config.reply_timeout_ms), answer).await {
+            Ok(Ok(outcome)) => Ok(outcome),
+            _ => {
+                self.waiters.forget(&request.request_id);
+                Ok(ApplyOutcome::Pending)
+            }
+        }
+    }
+
+    async fn prepare(&self) -> Result<(), StrategyError> {
+        if self.placement.role.serves() {
+            tokio::spawn(waiters::listen(
+                Arc::clone(&self.results),
+                Arc::clone(&self.waiters),
+                self.deadline(),
+                self.config.fetch_max_wait_ms,
+            ));
+        }
+        let partitions = i32::try_from(self.producers.len()).unwrap_or(1);
+        for partition in self.placement.owned(partitions) {
+            let worker = Worker {
+                db: self.db.clone(),
+                topic: self.config.topic.clone(),
+                partition: Arc::clone(&self.producers[usize::try_from(partition).unwrap_or(0)]),
+                results: Arc::clone(&self.results),
+                waiters: Arc::clone(&self.waiters),
+                origin: self.origin.clone(),
+                lock: self.lock.clone(),
+                deadline: self.deadline(),
+                max_wait_ms: self.config.fetch_max_wait_ms,
+            };
+            tokio::spawn(worker.run());
+        }
+        Ok(())
+    }
+
+    async fn health(&self) -> Vec<(&'static str, Result<(), String>)> {
+        let check = within(self.deadline(), "metadata", self.client.list_topics()).await.map(|_| ());
+        vec![("kafka", check.map_err(|e| e.to_string()))]
+    }
+}
