@@ -30,8 +30,11 @@ pub struct Instance {
 /// Running instances; killed when dropped.
 #[derive(Debug)]
 pub struct Cluster {
-    /// In `instance.index` order.
+    /// In start order.
     pub instances: Vec<Instance>,
+    binary: PathBuf,
+    env: Vec<(String, String)>,
+    extras: Vec<Vec<(String, String)>>,
 }
 
 /// Extra environment of instance `index` of `count` (e.g. a role).
@@ -52,12 +55,25 @@ impl Cluster {
         env: &[(String, String)],
         per_instance: PerInstance<'_>,
     ) -> anyhow::Result<Self> {
-        let mut instances = vec![spawn(binary, 0, count, env, per_instance(0)).await?];
-        let rest = join_all((1..count).map(|i| spawn(binary, i, count, env, per_instance(i)))).await;
+        let extras: Vec<_> = (0..count).map(per_instance).collect();
+        let mut instances = vec![spawn(binary, 0, count, env, extras[0].clone()).await?];
+        let rest = join_all((1..count).map(|i| spawn(binary, i, count, env, extras[i].clone()))).await;
         for instance in rest {
             instances.push(instance?);
         }
-        Ok(Self { instances })
+        Ok(Self { instances, binary: binary.to_owned(), env: env.to_vec(), extras })
+    }
+
+    /// Starts instance `index` again with its original settings (after [`Cluster::kill`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Cluster::start`].
+    pub async fn restart(&mut self, index: usize) -> anyhow::Result<()> {
+        let count = self.instances.len();
+        self.instances[index] =
+            spawn(&self.binary, index, count, &self.env, self.extras[index].clone()).await?;
+        Ok(())
     }
 
     /// The instances' base addresses.
@@ -88,10 +104,11 @@ async fn spawn(
     command
         .arg("serve")
         .envs(env.iter().map(|(k, v)| (k, v)))
-        .envs(extra.iter().map(|(k, v)| (k, v)))
         .env("APP__SERVER__PORT", "0")
         .env("APP__INSTANCE__INDEX", index.to_string())
         .env("APP__INSTANCE__COUNT", count.to_string())
+        // last, so a topology can give workers their own index/count
+        .envs(extra.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&log)?)
@@ -136,6 +153,8 @@ pub struct CrowdReport {
     pub distinct_winners: usize,
     /// `remaining` afterwards.
     pub remaining: i64,
+    /// Requests answered 202 `pending` (all settled before the report is returned).
+    pub pending: usize,
     /// Wall time of the burst.
     pub elapsed: Duration,
 }
@@ -276,12 +295,45 @@ impl Crowd {
         .await;
         let elapsed = started.elapsed();
         let mut report = CrowdReport { copies, requests: answers.len(), elapsed, ..CrowdReport::default() };
+        let mut pending = Vec::new();
         for answer in answers {
-            let status = answer.map(|r| r.status().as_u16()).unwrap_or(0);
+            let status = answer.as_ref().map(|r| r.status().as_u16()).unwrap_or(0);
             *report.statuses.entry(status).or_default() += 1;
+            if status == 202
+                && let Ok(response) = answer
+                && let Ok(body) = response.json::<Value>().await
+                && let Some(id) = body["application_id"].as_str()
+            {
+                pending.push(id.to_owned());
+            }
         }
+        report.pending = pending.len();
+        self.wait_settled(&pending).await?;
         self.settle(event_id, &mut report).await?;
         Ok(report)
+    }
+
+    /// Polls every pending request until it has a final answer; bounded (60 s).
+    ///
+    /// # Errors
+    ///
+    /// A request still pending after the bound — an accepted application was lost.
+    pub async fn wait_settled(&self, request_ids: &[String]) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for id in request_ids {
+            loop {
+                let url = format!("{}/api/v1/applications/{id}", self.addresses[0]);
+                let body: Value = self.client.get(url).bearer_auth(&self.admin).send().await?.json().await?;
+                if body["status"] != "pending" {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    bail!("request {id} is still pending after 60 s");
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        Ok(())
     }
 
     /// Reads winners and stock back; waits (bounded) for asynchronous strategies to settle.

@@ -9,61 +9,119 @@ use nanum::{
     cluster::{Cluster, Crowd, CrowdReport},
     configuration,
 };
+
 use strategies::{StrategyName, contract};
 
 const INSTANCES: usize = 3;
-const READERS: usize = 300;
-const ATTEMPTS: usize = 2;
-const COPIES: i64 = 10;
+pub const READERS: usize = 300;
+pub const ATTEMPTS: usize = 2;
+pub const COPIES: i64 = 10;
 
-async fn start(strategy: StrategyName) -> Option<(Cluster, Crowd)> {
+/// How the instances split the work.
+#[derive(Debug, Clone, Copy)]
+pub enum Topology {
+    /// `n` instances, each serving HTTP and consuming.
+    Uniform(usize),
+    /// `api` HTTP-only instances and `workers` consumer-only ones (the team's MainServer ×2
+    /// + EventApplyServer ×2); the crowd talks to the API instances only.
+    Split { api: usize, workers: usize },
+}
+
+/// A running cluster, its signed-up crowd, and the database URL (for direct checks).
+pub struct Launched {
+    pub cluster: Cluster,
+    pub crowd: Crowd,
+    pub database_url: String,
+}
+
+/// Starts `strategy` in `topology` on a fresh database (plus Redis / a fresh Kafka topic
+/// when the strategy needs them), with `extra` environment for every instance.
+pub async fn launch(strategy: StrategyName, topology: Topology, extra: &[(&str, &str)]) -> Option<Launched> {
     let url = contract::fresh_mariadb_url("cluster").await?;
     let mut env = vec![
         ("APP_ENV".to_owned(), "test".to_owned()),
         ("APP_CONFIG_DIR".to_owned(), concat!(env!("CARGO_MANIFEST_DIR"), "/config").to_owned()),
-        ("APP__DATABASE__URL".to_owned(), url),
+        ("APP__DATABASE__URL".to_owned(), url.clone()),
         ("APP__CONCURRENCY__STRATEGY".to_owned(), strategy.to_string()),
         ("RUST_LOG".to_owned(), "warn".to_owned()),
     ];
-    if StrategyName::REDIS.contains(&strategy) {
+    if StrategyName::REDIS.contains(&strategy) || strategy == StrategyName::KafkaRedisLock {
         contract::test_redis().await?;
         env.push(("APP__REDIS__URL".to_owned(), contract::test_redis_url()));
         env.push(("APP__REDIS__KEY_PREFIX".to_owned(), contract::unique_prefix("cluster")));
     }
+    if StrategyName::KAFKA.contains(&strategy) {
+        let kafka = contract::test_kafka(strategy.as_str()).await?;
+        env.push(("APP__KAFKA__BROKERS".to_owned(), kafka.brokers));
+        env.push(("APP__KAFKA__TOPIC".to_owned(), kafka.topic));
+    }
+    env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    let (count, api) = match topology {
+        Topology::Uniform(n) => (n, n),
+        Topology::Split { api, workers } => (api + workers, api),
+    };
+    let roles = move |i: usize| -> Vec<(String, String)> {
+        let (role, index, of) = match topology {
+            Topology::Uniform(n) => ("all", i, n),
+            Topology::Split { api, .. } if i < api => ("api", i, api),
+            Topology::Split { api, workers } => ("worker", i - api, workers),
+        };
+        vec![
+            ("APP__INSTANCE__ROLE".to_owned(), role.to_owned()),
+            ("APP__INSTANCE__INDEX".to_owned(), index.to_string()),
+            ("APP__INSTANCE__COUNT".to_owned(), of.to_string()),
+        ]
+    };
     let binary = Path::new(env!("CARGO_BIN_EXE_nanum"));
-    let cluster =
-        Cluster::start(binary, INSTANCES, &env, &|_| Vec::new()).await.expect("start the instances");
+    let cluster = Cluster::start(binary, count, &env, &roles).await.expect("start the instances");
     let settings = configuration::load_for("test", &[]).expect("test settings");
     let admin = (settings.auth.admin_email.as_str(), settings.auth.admin_password.as_str());
-    let crowd = Crowd::sign_up(&cluster.addresses(), READERS, admin).await.expect("sign the crowd up");
-    Some((cluster, crowd))
+    let crowd = Crowd::sign_up(&cluster.addresses()[..api], READERS, admin).await.expect("sign the crowd up");
+    Some(Launched { cluster, crowd, database_url: url })
 }
 
-fn row(strategy: StrategyName, report: &CrowdReport, verdict: &str) {
+pub fn row(label: &str, topology: Topology, report: &CrowdReport, verdict: &str) {
+    let shape = match topology {
+        Topology::Uniform(n) => format!("{n} × all"),
+        Topology::Split { api, workers } => format!("{api} api + {workers} worker"),
+    };
     println!(
-        "| `{strategy}` | {INSTANCES} | {} | {} / {COPIES} | {:?} | {verdict} |",
-        report.requests, report.winners, report.statuses
+        "| `{label}` | {shape} | {} | {} / {COPIES} | {:?} ({} settled later) | {verdict} |",
+        report.requests, report.winners, report.statuses, report.pending
     );
 }
 
-async fn holds_across_instances(strategy: StrategyName) {
-    let Some((_cluster, crowd)) = start(strategy).await else { return };
-    let report = crowd.race(COPIES, ATTEMPTS).await.expect("race");
-    row(strategy, &report, if report.holds(READERS) { "holds" } else { "BROKEN" });
-    assert!(report.holds(READERS), "{strategy} broke across {INSTANCES} instances: {report:#?}");
+pub async fn holds_in(strategy: StrategyName, topology: Topology, extra: &[(&str, &str)]) {
+    let Some(launched) = launch(strategy, topology, extra).await else { return };
+    let report = launched.crowd.race(COPIES, ATTEMPTS).await.expect("race");
+    row(strategy.as_str(), topology, &report, if report.holds(READERS) { "holds" } else { "BROKEN" });
+    assert!(report.holds(READERS), "{strategy} broke in {topology:?}: {report:#?}");
 }
 
-async fn caught_over_allocating(strategy: StrategyName) {
+pub async fn over_allocates_in(
+    strategy: StrategyName,
+    topology: Topology,
+    extra: &[(&str, &str)],
+    label: &str,
+) {
     const TRIES: usize = 10;
-    let Some((_cluster, crowd)) = start(strategy).await else { return };
+    let Some(launched) = launch(strategy, topology, extra).await else { return };
     for attempt in 1..=TRIES {
-        let report = crowd.race(COPIES, ATTEMPTS).await.expect("race");
+        let report = launched.crowd.race(COPIES, ATTEMPTS).await.expect("race");
         if report.over_allocated() {
-            row(strategy, &report, &format!("over-allocates (try {attempt})"));
+            row(label, topology, &report, &format!("over-allocates (try {attempt})"));
             return;
         }
     }
-    panic!("{strategy} never over-allocated across {INSTANCES} instances in {TRIES} races");
+    panic!("{label} never over-allocated in {topology:?} in {TRIES} races");
+}
+
+async fn holds_across_instances(strategy: StrategyName) {
+    holds_in(strategy, Topology::Uniform(INSTANCES), &[]).await;
+}
+
+async fn caught_over_allocating(strategy: StrategyName) {
+    over_allocates_in(strategy, Topology::Uniform(INSTANCES), &[], strategy.as_str()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -7,6 +7,7 @@ mod cluster;
 mod events;
 mod health;
 mod helpers;
+mod kafka;
 mod outage;
 mod proxy;
 mod race;

@@ -1,0 +1,88 @@
+//! The Kafka strategies over real processes: the team's topology (2 API-only + 2
+//! worker-only instances), the round-robin race without the lock, and a worker killed with
+//! SIGKILL in the middle of a burst.
+
+use std::{collections::HashSet, time::Duration};
+
+use strategies::{StrategyName, contract, kafka::store, schema};
+
+use crate::cluster::{ATTEMPTS, COPIES, READERS, Topology, holds_in, launch, over_allocates_in, row};
+
+const TEAM: Topology = Topology::Split { api: 2, workers: 2 };
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kafka_single_partition_holds_with_two_api_and_two_worker_instances() {
+    holds_in(StrategyName::KafkaSinglePartition, TEAM, &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kafka_redis_lock_holds_with_two_api_and_two_worker_instances() {
+    holds_in(StrategyName::KafkaRedisLock, TEAM, &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kafka_keyed_holds_with_two_api_and_two_worker_instances_and_no_lock() {
+    holds_in(StrategyName::KafkaKeyed, TEAM, &[]).await;
+}
+
+/// The race the team hit: several partitions, records spread round-robin, no lock in the
+/// consumers — two workers allocate the same event at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn round_robin_partitions_without_the_lock_over_allocate() {
+    over_allocates_in(
+        StrategyName::KafkaRedisLock,
+        TEAM,
+        &[("APP__CONCURRENCY__KAFKA_LOCK", "false")],
+        "kafka-redis-lock, lock off",
+    )
+    .await;
+}
+
+/// A worker is killed (SIGKILL: no shutdown, mid-transaction) while a burst is in flight,
+/// then restarted. It resumes from the offset stored with its last allocation: exactly
+/// min(N, K) winners, nobody twice, and every accepted request has a final answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_worker_killed_mid_burst_and_restarted_loses_and_repeats_nothing() {
+    let topology = Topology::Split { api: 1, workers: 1 };
+    let extra = [("APP__KAFKA__REPLY_TIMEOUT_MS", "1000")];
+    let Some(mut launched) = launch(StrategyName::KafkaSinglePartition, topology, &extra).await else {
+        return;
+    };
+    let db = contract::connect(&launched.database_url, 2).await.expect("connect for checks");
+
+    let killer = async {
+        // Kill once the worker is visibly part-way through the burst (bounded wait).
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while store::answered(&db).await.expect("count answers") < 50 {
+            assert!(std::time::Instant::now() < deadline, "the worker never started answering");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let answered_at_kill = store::answered(&db).await.expect("count answers");
+        launched.cluster.kill(1).await.expect("SIGKILL the worker");
+        launched.cluster.restart(1).await.expect("restart the worker");
+        answered_at_kill
+    };
+    let (report, answered_at_kill) = tokio::join!(launched.crowd.race(COPIES, ATTEMPTS), killer);
+    let report = report.expect("race");
+    row(
+        "kafka-single-partition, worker SIGKILLed",
+        topology,
+        &report,
+        &format!("killed after {answered_at_kill} answers"),
+    );
+
+    assert!(report.holds(READERS), "{report:#?}");
+    assert!(answered_at_kill < i64::try_from(report.requests).unwrap(), "the kill must land mid-burst");
+    let answered = store::answered(&db).await.unwrap();
+    assert_eq!(
+        answered,
+        i64::try_from(report.requests).unwrap(),
+        "every accepted request has exactly one answer"
+    );
+    let events: Vec<i64> = {
+        let winners = schema::winners(&db, 1).await.unwrap();
+        winners.iter().map(|w| w.user_id).collect()
+    };
+    assert_eq!(events.len(), 10);
+    assert_eq!(events.iter().collect::<HashSet<_>>().len(), 10);
+}
