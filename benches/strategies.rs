@@ -10,7 +10,7 @@
 //! Throughput is N elements per iteration, so criterion reports applications per second.
 //!
 //! Every strategy of [`StrategyName::DATABASE_ONLY`] (plus [`StrategyName::REDIS`] when Redis
-//! answers) runs side by side in one group, `race`,
+//! answers, and [`StrategyName::KAFKA`] when the broker does) runs side by side in one group, `race`,
 //! once per available backend: `race/mariadb/<strategy>` and `race/sqlite/<strategy>`.
 //! MariaDB is where the strategies really differ; on SQLite every section takes the single
 //! write lock up front (`BEGIN IMMEDIATE`), so the numbers there show the cost of each
@@ -52,6 +52,7 @@ use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, Sta
 use strategies::{
     Backends, ConcurrencyConfig, ConcurrencyStrategy, StrategyName, build_strategy,
     contract::{self, RaceReport},
+    kafka::KafkaConfig,
 };
 use tokio::runtime::Runtime;
 
@@ -284,9 +285,25 @@ fn race_group(c: &mut Criterion) {
             }
         }
     });
+    // The Kafka strategies join when the broker answers (kafka-redis-lock needs Redis too).
+    let brokers = contract::test_kafka_brokers();
+    let kafka = runtime.block_on(async {
+        match strategies::kafka::client::connect(&brokers, Duration::from_secs(3)).await {
+            Ok(_) => true,
+            Err(why) => {
+                eprintln!("SKIPPED: race/*/kafka-*: {why}");
+                false
+            }
+        }
+    });
     let names: Vec<StrategyName> = StrategyName::DATABASE_ONLY
         .into_iter()
         .chain(redis.iter().flat_map(|_| StrategyName::REDIS))
+        .chain(
+            StrategyName::KAFKA
+                .into_iter()
+                .filter(|n| kafka && (redis.is_some() || *n != StrategyName::KafkaRedisLock)),
+        )
         .collect();
 
     let mut group = c.benchmark_group("race");
@@ -305,10 +322,22 @@ fn race_group(c: &mut Criterion) {
                 db: backend.db.clone(),
                 redis: redis.clone(),
                 redis_prefix: contract::unique_prefix("bench"),
+                // A topic of its own per strategy and backend; a long reply bound so a race
+                // measures the whole allocation, never a 202.
+                kafka: KafkaConfig {
+                    brokers: brokers.clone(),
+                    topic: format!("nanum-bench.{}.{name}.{}", backend.label, uuid::Uuid::new_v4().simple()),
+                    reply_timeout_ms: 60_000,
+                    ..KafkaConfig::default()
+                },
                 ..Backends::from(backend.db.clone())
             };
-            let strategy =
-                runtime.block_on(build_strategy(&config, backends)).expect("every needed backend is present");
+            let strategy = runtime.block_on(async {
+                let strategy =
+                    build_strategy(&config, backends).await.expect("every needed backend is present");
+                strategy.prepare().await.expect("start the strategy's consumers");
+                strategy
+            });
             let none_tally = Mutex::new(OverAllocations::default());
             group.bench_function(BenchmarkId::new(backend.label, name), |b| {
                 b.to_async(&runtime)

@@ -53,6 +53,8 @@ pub async fn spawn_configured(
     if StrategyName::REDIS.contains(&strategy) {
         settings.redis.url = contract::test_redis_url();
         settings.redis.key_prefix = contract::unique_prefix("api");
+        // The contract is about correctness; a busy CI machine must not turn into 503s.
+        settings.concurrency.redis_lock.max_wait_ms = 60_000;
     }
     configure(&mut settings);
     let app = Application::build(settings.clone()).await.expect("build the app");
