@@ -57,7 +57,7 @@ impl ServeArgs {
             o.push(("database.url", u.clone()));
         }
         if let Some(r) = self.role {
-            o.push(("instance.role", format!("{r:?}").to_lowercase()));
+            o.push(("instance.role", r.to_string()));
         }
         o
     }
@@ -81,7 +81,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let database = crate::db::redact(&settings.database.url);
     let app = Application::build(settings).await?;
     println!(
-        "nanum listening on http://{host}:{} (strategy {strategy}, role {role:?}, database {database})",
+        "nanum listening on http://{host}:{} (strategy {strategy}, role {role}, database {database})",
         app.port()
     );
     app.run_until_stopped().await?;

@@ -14,11 +14,11 @@ use serde::{Deserialize, Serialize};
 use crate::{
     ConcurrencyStrategy,
     app_mutex::AppMutex,
-    db_atomic::DbAtomic,
+    db_atomic::db_atomic,
     kafka::{KafkaConfig, KafkaStrategy, Placement},
-    none::NoControl,
+    none::no_control,
     optimistic::Optimistic,
-    pessimistic::Pessimistic,
+    pessimistic::pessimistic,
     redis_atomic::RedisAtomic,
     redis_lock::{RedisLock, RedisLockConfig},
 };
@@ -246,11 +246,11 @@ pub async fn build_strategy(
         })
     };
     let strategy: Arc<dyn ConcurrencyStrategy> = match config.strategy {
-        StrategyName::None => Arc::new(NoControl::new(db)),
+        StrategyName::None => Arc::new(no_control(db)),
         StrategyName::AppMutex => Arc::new(AppMutex::new(db)),
-        StrategyName::PessimisticLock => Arc::new(Pessimistic::new(db)),
+        StrategyName::PessimisticLock => Arc::new(pessimistic(db)),
         StrategyName::OptimisticLock => Arc::new(Optimistic::new(db, config.optimistic.clone())),
-        StrategyName::DbAtomic => Arc::new(DbAtomic::new(db)),
+        StrategyName::DbAtomic => Arc::new(db_atomic(db)),
         StrategyName::RedisLock => Arc::new(RedisLock::new(
             db,
             need_redis(StrategyName::RedisLock)?,

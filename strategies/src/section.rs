@@ -187,3 +187,29 @@ pub(crate) async fn run_once(
         Attempt::Conflict | Attempt::Fenced => Err(StrategyError::Contention { attempts: 1 }),
     }
 }
+
+/// A strategy that is nothing but the section behind one gate (`none`, `pessimistic-lock`,
+/// `db-atomic`): the gate is the whole mechanism, so one type serves all three.
+#[derive(Debug)]
+pub(crate) struct Gated {
+    name: crate::StrategyName,
+    gate: Gate,
+    db: DatabaseConnection,
+}
+
+impl Gated {
+    pub(crate) fn new(name: crate::StrategyName, gate: Gate, db: DatabaseConnection) -> Self {
+        Self { name, gate, db }
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::ConcurrencyStrategy for Gated {
+    fn name(&self) -> crate::StrategyName {
+        self.name
+    }
+
+    async fn apply(&self, request: &ApplyRequest) -> Result<ApplyOutcome, StrategyError> {
+        run_once(&self.db, request, self.gate).await
+    }
+}

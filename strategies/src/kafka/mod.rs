@@ -89,6 +89,16 @@ impl Role {
     }
 }
 
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Api => "api",
+            Role::Worker => "worker",
+            Role::All => "all",
+        })
+    }
+}
+
 impl std::str::FromStr for Role {
     type Err = String;
 
