@@ -11,4 +11,5 @@ mod kafka;
 mod outage;
 mod proxy;
 mod race;
+mod startup;
 mod users;
