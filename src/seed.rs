@@ -125,7 +125,8 @@ impl Catalogue {
     fn english_title(&mut self) -> String {
         let w = &*WORDS;
         let cap = |s: &str| s[..1].to_uppercase() + &s[1..];
-        let (adj, noun, other) = (self.pick(&w.en_adjectives), self.pick(&w.en_nouns), self.pick(&w.en_nouns));
+        let (adj, noun, other) =
+            (self.pick(&w.en_adjectives), self.pick(&w.en_nouns), self.pick(&w.en_nouns));
         match self.rng.random_range(0..4) {
             0 => format!("The {} {}", cap(adj), cap(noun)),
             1 => format!("{} of the {}", cap(noun), cap(other)),
@@ -146,7 +147,9 @@ impl Catalogue {
             };
             let m = if korean { self.pick(&w.ko_modifiers) } else { self.pick(&w.en_adjectives) };
             out.push(match (korean, self.rng.random_range(0..3)) {
-                (true, 0) => format!("{m} {a}{}에 대한 {b}의 이야기.", if has_batchim(a) { "과 " } else { "와 " }),
+                (true, 0) => {
+                    format!("{m} {a}{}에 대한 {b}의 이야기.", if has_batchim(a) { "과 " } else { "와 " })
+                }
                 (true, 1) => format!("{a}{} {c}에서 {b}{} 찾는다.", josa(a, "은", "는"), josa(b, "을", "를")),
                 (true, _) => format!("{m} {a}, 그리고 {b}의 {c}."),
                 (false, 0) => format!("A {m} story about {a} and {b}."),
@@ -162,7 +165,8 @@ impl Catalogue {
         let w = &*WORDS;
         let korean = self.rng.random_bool(0.6);
         let (title, author) = if korean {
-            let name = format!("{}{}{}", self.pick(&w.ko_surnames), self.pick(&w.ko_given), self.pick(&w.ko_given));
+            let name =
+                format!("{}{}{}", self.pick(&w.ko_surnames), self.pick(&w.ko_given), self.pick(&w.ko_given));
             (self.korean_title(), name)
         } else {
             (self.english_title(), format!("{} {}", self.pick(&w.en_first), self.pick(&w.en_last)))
@@ -182,7 +186,8 @@ fn josa(word: &str, with: &'static str, without: &'static str) -> &'static str {
 /// `97911` + 7 digits of `n` + the ISBN-13 check digit.
 pub fn isbn13(n: u64) -> String {
     let body = format!("97911{:07}", n % 10_000_000);
-    let sum: u32 = body.bytes().enumerate().map(|(i, b)| u32::from(b - b'0') * if i % 2 == 0 { 1 } else { 3 }).sum();
+    let sum: u32 =
+        body.bytes().enumerate().map(|(i, b)| u32::from(b - b'0') * if i % 2 == 0 { 1 } else { 3 }).sum();
     format!("{body}{}", (10 - sum % 10) % 10)
 }
 
@@ -264,11 +269,12 @@ mod tests {
 
     #[test]
     fn the_same_seed_gives_the_same_books_and_another_seed_others() {
-        let a: Vec<_> = (0..50).map({
-            let mut c = Catalogue::new(7);
-            move |n| c.book(n)
-        })
-        .collect();
+        let a: Vec<_> = (0..50)
+            .map({
+                let mut c = Catalogue::new(7);
+                move |n| c.book(n)
+            })
+            .collect();
         let mut again = Catalogue::new(7);
         assert!(a.iter().enumerate().all(|(n, b)| *b == again.book(n as u64)));
         let mut other = Catalogue::new(8);

@@ -11,8 +11,8 @@
 use std::{collections::HashMap, sync::Arc};
 
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, Statement, sea_query::LikeExpr,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, Statement, sea_query::LikeExpr,
 };
 use serde::{Deserialize, Serialize};
 
@@ -232,11 +232,8 @@ async fn like(db: &DatabaseConnection, request: &SearchRequest) -> Result<Search
 /// The boolean-mode query: every word required, MariaDB's operators removed so user input
 /// cannot make it malformed.
 fn boolean_query(q: &str) -> (String, Vec<String>) {
-    let words: Vec<String> = q
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_owned)
-        .collect();
+    let words: Vec<String> =
+        q.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_owned).collect();
     (words.iter().map(|w| format!("+{w}")).collect::<Vec<_>>().join(" "), words)
 }
 
@@ -324,9 +321,15 @@ mod tests {
     #[test]
     fn requests_out_of_bounds_are_refused() {
         assert!(SearchRequest::new("소년", 1, 20).is_ok());
-        for (q, page, size) in
-            [("", 1, 20), ("   ", 1, 20), ("\"open", 1, 20), ("a", 0, 20), ("a", 1, 0), ("a", 1, 101), ("a", 101, 100)]
-        {
+        for (q, page, size) in [
+            ("", 1, 20),
+            ("   ", 1, 20),
+            ("\"open", 1, 20),
+            ("a", 0, 20),
+            ("a", 1, 0),
+            ("a", 1, 101),
+            ("a", 101, 100),
+        ] {
             assert!(SearchRequest::new(q, page, size).is_err(), "{q:?} {page} {size}");
         }
         assert!(SearchRequest::new(&"가".repeat(MAX_QUERY_CHARS + 1), 1, 20).is_err());

@@ -34,8 +34,12 @@ use tantivy::{
     Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term,
     directory::MmapDirectory,
     query::QueryParser,
-    schema::{FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions},
-    tokenizer::{AsciiFoldingFilter, LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer, TokenizerManager},
+    schema::{
+        FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
+    },
+    tokenizer::{
+        AsciiFoldingFilter, LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer, TokenizerManager,
+    },
 };
 
 use crate::entities::book;
@@ -307,7 +311,8 @@ impl SearchIndex {
     fn document(&self, book: &book::Model) -> TantivyDocument {
         let mut doc = TantivyDocument::default();
         doc.add_i64(self.fields.id, book.id);
-        let values = [Some(&book.title), Some(&book.author), book.publisher.as_ref(), book.description.as_ref()];
+        let values =
+            [Some(&book.title), Some(&book.author), book.publisher.as_ref(), book.description.as_ref()];
         for ((_, latin, cjk), value) in self.fields.text.iter().zip(values) {
             if let Some(text) = value {
                 doc.add_text(*latin, text);

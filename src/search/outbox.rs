@@ -20,8 +20,8 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use indicatif::ProgressBar;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    Statement, Value,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Statement, Value,
 };
 use tokio::time::Instant;
 
@@ -100,7 +100,8 @@ async fn ack(db: &DatabaseConnection, applied: &Applied) -> Result<(), DbErr> {
         // In slices, so a rebuild after a million-row seed is not one huge transaction.
         let sql = format!("SELECT MIN(id) AS lo FROM {TABLE}");
         let lo = db.query_one_raw(Statement::from_string(backend, sql)).await?;
-        let mut lo = lo.and_then(|r| r.try_get::<Option<i64>>("", "lo").ok().flatten()).unwrap_or(through + 1);
+        let mut lo =
+            lo.and_then(|r| r.try_get::<Option<i64>>("", "lo").ok().flatten()).unwrap_or(through + 1);
         while lo <= through {
             let hi = (lo + ACK_CHUNK - 1).min(through);
             let sql = format!("DELETE FROM {TABLE} WHERE id BETWEEN ? AND ?");
@@ -117,7 +118,9 @@ async fn load_books(db: &DatabaseConnection, ids: &[i64]) -> Result<HashMap<i64,
     Ok(books.into_iter().map(|b| (b.id, b)).collect())
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> anyhow::Result<T> + Send + 'static) -> anyhow::Result<T> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
     tokio::task::spawn_blocking(f).await?
 }
 
@@ -127,7 +130,11 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> anyhow::Result<T> + Sen
 /// # Errors
 ///
 /// Database or index errors; the index keeps its previous commit.
-pub async fn reindex(db: &DatabaseConnection, index: &Arc<SearchIndex>, progress: &ProgressBar) -> anyhow::Result<u64> {
+pub async fn reindex(
+    db: &DatabaseConnection,
+    index: &Arc<SearchIndex>,
+    progress: &ProgressBar,
+) -> anyhow::Result<u64> {
     let backend = db.get_database_backend();
     // Read first: every outbox row up to here is committed, so the scan below sees its book.
     let sql = format!("SELECT MAX(id) AS hi FROM {TABLE}");
@@ -162,8 +169,21 @@ pub async fn reindex(db: &DatabaseConnection, index: &Arc<SearchIndex>, progress
 }
 
 /// Starts the sync task.
-pub fn spawn(db: DatabaseConnection, index: Arc<SearchIndex>, config: SyncConfig) -> tokio::task::JoinHandle<()> {
-    let task = Sync { db, index, config, started: false, cursor: 0, pending: Vec::new(), since: None, unacked: None };
+pub fn spawn(
+    db: DatabaseConnection,
+    index: Arc<SearchIndex>,
+    config: SyncConfig,
+) -> tokio::task::JoinHandle<()> {
+    let task = Sync {
+        db,
+        index,
+        config,
+        started: false,
+        cursor: 0,
+        pending: Vec::new(),
+        since: None,
+        unacked: None,
+    };
     tokio::spawn(task.run())
 }
 

@@ -46,7 +46,8 @@ impl Highlighter {
     /// The bigram analyzer is asked first (it knows Korean words inside compounds and
     /// lowercased Latin words); the Latin one catches what only ASCII folding matched.
     pub fn highlight(&self, book: &book::Model) -> Option<Highlight> {
-        let values = [Some(&book.title), Some(&book.author), book.publisher.as_ref(), book.description.as_ref()];
+        let values =
+            [Some(&book.title), Some(&book.author), book.publisher.as_ref(), book.description.as_ref()];
         for ((field, cjk, latin), value) in self.fields.iter().zip(values) {
             let Some(text) = value else { continue };
             for generator in [cjk, latin] {

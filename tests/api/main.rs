@@ -10,4 +10,6 @@ mod helpers;
 mod outage;
 mod proxy;
 mod race;
+mod search;
+mod search_crash;
 mod users;
