@@ -64,7 +64,9 @@ impl Words {
 
 /// Does the last syllable of `word` end in a consonant (batchim)? Picks 이/가, 을/를, 과/와.
 fn has_batchim(word: &str) -> bool {
-    word.chars().last().is_some_and(|c| matches!(c as u32, 0xAC00..=0xD7A3 if (c as u32 - 0xAC00) % 28 != 0))
+    word.chars()
+        .last()
+        .is_some_and(|c| matches!(c as u32, 0xAC00..=0xD7A3 if !(c as u32 - 0xAC00).is_multiple_of(28)))
 }
 
 /// Deterministic book generator.
