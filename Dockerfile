@@ -10,6 +10,7 @@ COPY strategies/Cargo.toml strategies/Cargo.toml
 RUN mkdir -p src benches strategies/src \
     && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
     && echo 'fn main() {}' > benches/strategies.rs \
+    && echo 'fn main() {}' > benches/search.rs \
     && touch strategies/src/lib.rs \
     && cargo build --release --locked --bin nanum \
     && rm -rf src strategies/src benches
@@ -18,6 +19,7 @@ FROM deps AS build
 COPY src src
 COPY strategies/src strategies/src
 COPY benches benches
+COPY assets assets
 # Touch the sources so cargo rebuilds them over the dummy targets' artifacts.
 RUN touch src/main.rs src/lib.rs strategies/src/lib.rs \
     && cargo build --release --locked --bin nanum \

@@ -1,9 +1,21 @@
-//! The `nanum` command line: `nanum [serve] [--strategy NAME] [--port N] …`.
+//! The `nanum` command line: `nanum [serve] [--strategy NAME] [--port N] …`, plus
+//! `nanum seed books --count N` (a generated catalogue) and `nanum search reindex` (rebuild
+//! the index from the database; run it while no server holds the index).
+
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use sea_orm_migration::MigratorTrait;
 use strategies::{StrategyName, kafka::Role};
 
-use crate::{configuration, startup::Application};
+use crate::{
+    configuration::{self, Settings},
+    migration::Migrator,
+    search::{SearchIndex, WriterBudget, outbox},
+    seed,
+    startup::Application,
+};
 
 /// Book-giveaway service with selectable concurrency control.
 #[derive(Debug, Parser)]
@@ -19,6 +31,38 @@ pub struct Cli {
 enum Command {
     /// Serve the HTTP API (the default).
     Serve(ServeArgs),
+    /// Generate data.
+    #[command(subcommand)]
+    Seed(SeedCommand),
+    /// Manage the search index.
+    #[command(subcommand)]
+    Search(SearchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SeedCommand {
+    /// Insert a generated catalogue (Korean and English books) with outbox rows.
+    Books {
+        /// How many books.
+        #[arg(long, default_value_t = 1000)]
+        count: u64,
+        /// Random seed: the same seed gives the same books.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// database.url
+        #[arg(long)]
+        database_url: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SearchCommand {
+    /// Rebuild the index under search.index_dir from the books table (no server may hold it).
+    Reindex {
+        /// database.url
+        #[arg(long)]
+        database_url: Option<String>,
+    },
 }
 
 /// Flags that override configuration (the last layer).
@@ -72,6 +116,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
         None => cli.serve,
+        Some(Command::Seed(SeedCommand::Books { count, seed, database_url })) => {
+            return seed_books(count, seed, database_url).await;
+        }
+        Some(Command::Search(SearchCommand::Reindex { database_url })) => return reindex(database_url).await,
     };
     let settings =
         configuration::load(&args.overrides()).map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
@@ -86,5 +134,59 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     );
     app.run_until_stopped().await?;
     println!("nanum stopped");
+    Ok(())
+}
+
+/// Settings with an optional `database.url` override, and a migrated connection.
+async fn connect(database_url: Option<String>) -> anyhow::Result<(Settings, sea_orm::DatabaseConnection)> {
+    let overrides: Vec<_> = database_url.map(|u| ("database.url", u)).into_iter().collect();
+    let settings = configuration::load(&overrides).map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+    let db = crate::db::connect(&settings.database).await.map_err(anyhow::Error::msg)?;
+    Migrator::up(&db, None).await.map_err(|e| anyhow::anyhow!("database migration failed: {e}"))?;
+    Ok((settings, db))
+}
+
+/// A progress bar on stderr (drawn only on a terminal).
+pub fn progress_bar(what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(0).with_message(what.to_owned());
+    if let Ok(style) = ProgressStyle::with_template(
+        "{msg} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} ({per_sec}, eta {eta})",
+    ) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+async fn seed_books(count: u64, seed: u64, database_url: Option<String>) -> anyhow::Result<()> {
+    let (settings, db) = connect(database_url).await?;
+    let bar = progress_bar("seeding books");
+    let report = seed::seed_books(&db, count, seed, &bar).await?;
+    bar.finish();
+    println!(
+        "seeded {} books (ids {}..={}) into {} in {:.1} s ({:.0} books/s); a running server indexes them \
+         from the outbox, or run `nanum search reindex`",
+        report.inserted,
+        report.first_id,
+        report.first_id + i64::try_from(report.inserted).unwrap_or(0) - 1,
+        crate::db::redact(&settings.database.url),
+        report.elapsed.as_secs_f64(),
+        report.rate()
+    );
+    Ok(())
+}
+
+async fn reindex(database_url: Option<String>) -> anyhow::Result<()> {
+    let (settings, db) = connect(database_url).await?;
+    let index = Arc::new(SearchIndex::open(&settings.search.index_dir, WriterBudget::bulk())?);
+    let bar = progress_bar("indexing books");
+    let started = std::time::Instant::now();
+    let n = outbox::reindex(&db, &index, &bar).await?;
+    bar.finish();
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "indexed {n} books into {} in {secs:.1} s ({:.0} books/s)",
+        settings.search.index_dir.display(),
+        n as f64 / secs.max(1e-9)
+    );
     Ok(())
 }

@@ -101,8 +101,12 @@ async fn spawn(
     let log =
         std::env::temp_dir().join(format!("nanum-instance-{}-{index}.log", uuid::Uuid::new_v4().simple()));
     let mut command = Command::new(binary);
+    // Each instance owns a search index folder (one writer per folder); `env` may name one.
+    let index_dir =
+        std::env::temp_dir().join(format!("nanum-index-{}-{index}", uuid::Uuid::new_v4().simple()));
     command
         .arg("serve")
+        .env("APP__SEARCH__INDEX_DIR", index_dir)
         .envs(env.iter().map(|(k, v)| (k, v)))
         .env("APP__SERVER__PORT", "0")
         .env("APP__INSTANCE__INDEX", index.to_string())

@@ -126,8 +126,30 @@ pub struct Argon2Settings {
 /// `[search]`
 #[derive(Debug, Clone, Deserialize)]
 pub struct SearchSettings {
-    /// tantivy index folder.
+    /// tantivy index folder (one process owns it).
     pub index_dir: PathBuf,
+    /// Whether this process applies the outbox to its index. With several instances on one
+    /// database, exactly one should (the outbox has one consumer).
+    #[serde(default = "default_true")]
+    pub sync_enabled: bool,
+    /// How often the sync task looks at the outbox when no local write woke it.
+    #[serde(default = "default_sync_interval_ms")]
+    pub sync_interval_ms: u64,
+    /// Outbox rows read per round.
+    #[serde(default = "default_sync_batch")]
+    pub batch_size: u64,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_sync_interval_ms() -> u64 {
+    200
+}
+
+fn default_sync_batch() -> u64 {
+    1000
 }
 
 /// The folder holding `base.toml`: `APP_CONFIG_DIR`, else `./config`, else the crate's own.
@@ -191,6 +213,11 @@ impl Settings {
                             APP__AUTH__ADMIN_PASSWORD"
                     .into());
             }
+        }
+        if self.search.sync_interval_ms == 0 || self.search.batch_size == 0 {
+            return Err("search.sync_interval_ms and search.batch_size must be above 0; set \
+                        APP__SEARCH__SYNC_INTERVAL_MS / APP__SEARCH__BATCH_SIZE"
+                .into());
         }
         if self.instance.count == 0 || self.instance.index >= self.instance.count {
             return Err(format!(

@@ -51,6 +51,9 @@ pub enum ApiError {
     /// 422: the event has closed.
     #[error("the event closed at {0}")]
     EventClosed(String),
+    /// 422: the search engine asked for does not run on this database.
+    #[error("{0}")]
+    EngineUnavailable(String),
     /// 429: too many attempts; retry after the given seconds.
     #[error("too many attempts; retry in {0} s")]
     RateLimited(u64),
@@ -81,6 +84,7 @@ impl ApiError {
             ApiError::Validation(_) => "validation_failed",
             ApiError::EventNotOpen(_) => "event_not_open",
             ApiError::EventClosed(_) => "event_closed",
+            ApiError::EngineUnavailable(_) => "engine_unavailable",
             ApiError::RateLimited(_) => "rate_limited",
             ApiError::BackendUnavailable(_) => "backend_unavailable",
             ApiError::Contention => "contention",
@@ -109,9 +113,10 @@ impl ResponseError for ApiError {
             ApiError::SoldOut | ApiError::AlreadyApplied | ApiError::EmailTaken | ApiError::Conflict(_) => {
                 StatusCode::CONFLICT
             }
-            ApiError::Validation(_) | ApiError::EventNotOpen(_) | ApiError::EventClosed(_) => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            ApiError::Validation(_)
+            | ApiError::EventNotOpen(_)
+            | ApiError::EventClosed(_)
+            | ApiError::EngineUnavailable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::BackendUnavailable(_) | ApiError::Contention => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -165,4 +170,16 @@ impl From<StrategyError> for ApiError {
 /// Maps a unique-index violation to the given conflict, anything else through `From`.
 pub fn on_unique(err: sea_orm::DbErr, conflict: ApiError) -> ApiError {
     if strategies::dberr::is_unique_violation(&err) { conflict } else { err.into() }
+}
+
+impl From<crate::search::engines::SearchError> for ApiError {
+    fn from(err: crate::search::engines::SearchError) -> Self {
+        use crate::search::engines::SearchError;
+        match err {
+            SearchError::InvalidQuery(m) => ApiError::InvalidQuery(m),
+            SearchError::EngineUnavailable(m) => ApiError::EngineUnavailable(m),
+            SearchError::Database(e) => e.into(),
+            SearchError::Index(e) => ApiError::Internal(e),
+        }
+    }
 }

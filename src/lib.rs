@@ -11,6 +11,9 @@
 //! - [`auth`]: argon2id passwords, HS256 tokens, the `AuthUser` extractor, login throttle.
 //! - [`db`], [`migration`], [`entities`]: database access; the race tables themselves are
 //!   defined in the `strategies` crate, which also holds every concurrency strategy.
+//! - [`search`]: catalogue search — the tantivy index, the outbox that keeps it following
+//!   the database, and the `like` / `fulltext` / `tantivy` engines side by side.
+//! - [`seed`]: a generated catalogue (Korean and English) for measuring search.
 //! - [`cli`]: the `nanum` command line.
 //! - [`cluster`]: several real instances and a crowd spread across them (multi-instance tests).
 #![deny(unsafe_code)]
@@ -25,4 +28,6 @@ pub mod entities;
 pub mod error;
 pub mod migration;
 pub mod routes;
+pub mod search;
+pub mod seed;
 pub mod startup;

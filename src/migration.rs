@@ -1,5 +1,6 @@
 //! Schema migrations, run at start-up. The race tables come from `strategies::schema` so
-//! there is one definition of each table.
+//! there is one definition of each table; the search outbox and the FULLTEXT index that
+//! `engine=fulltext` measures are the last migration.
 
 use sea_orm_migration::prelude::*;
 
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
             Box::new(Catalogue),
             Box::new(strategies::schema::Migration),
             Box::new(strategies::kafka::store::Migration),
+            Box::new(SearchOutbox),
         ]
     }
 }
@@ -126,5 +128,60 @@ impl MigrationTrait for Catalogue {
             m.drop_table(Table::drop().table(table).to_owned()).await?;
         }
         Ok(())
+    }
+}
+
+#[derive(DeriveIden)]
+enum Outbox {
+    #[sea_orm(iden = "search_outbox")]
+    Table,
+    Id,
+    BookId,
+    CreatedAt,
+}
+
+/// `search_outbox` (book changes waiting for the index; no foreign key, since a deleted
+/// book's row must outlive it) and, on MariaDB/MySQL, `FULLTEXT(title, author, publisher,
+/// description)` on books. SQLite gets no full-text index (`engine=fulltext` is 422 there).
+struct SearchOutbox;
+
+// Named by hand: `DeriveMigrationName` names a migration after its file, and `Catalogue`
+// already holds that name.
+impl MigrationName for SearchOutbox {
+    fn name(&self) -> &str {
+        "m20261126_000100_search_outbox"
+    }
+}
+
+#[allow(elided_lifetimes_in_paths)]
+#[async_trait::async_trait]
+impl MigrationTrait for SearchOutbox {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table(Outbox::Table)
+                .if_not_exists()
+                .col(id_col(Outbox::Id))
+                .col(ColumnDef::new(Outbox::BookId).big_integer().not_null())
+                .col(ColumnDef::new(Outbox::CreatedAt).date_time().not_null())
+                .to_owned(),
+        )
+        .await?;
+        if m.get_database_backend() == sea_orm::DbBackend::MySql {
+            m.get_connection()
+                .execute_unprepared(&format!(
+                    "CREATE FULLTEXT INDEX ft_books ON books ({})",
+                    crate::search::engines::FULLTEXT_COLUMNS
+                ))
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        if m.get_database_backend() == sea_orm::DbBackend::MySql {
+            m.get_connection().execute_unprepared("DROP INDEX ft_books ON books").await?;
+        }
+        m.drop_table(Table::drop().table(Outbox::Table).to_owned()).await
     }
 }

@@ -1,7 +1,8 @@
-//! Building the app: connect, migrate, bootstrap the admin, build the strategy, bind the
-//! listener (port 0 picks a free one — tests rely on it), and serve until a signal.
+//! Building the app: connect, migrate, bootstrap the admin, build the strategy, open the
+//! search index and start its sync task, bind the listener (port 0 picks a free one — tests
+//! rely on it), and serve until a signal.
 
-use std::{net::TcpListener, sync::Arc};
+use std::{net::TcpListener, sync::Arc, time::Duration};
 
 use actix_web::{App, HttpServer, dev::Server, web};
 use sea_orm::DatabaseConnection;
@@ -14,6 +15,10 @@ use crate::{
     db,
     migration::Migrator,
     routes,
+    search::{
+        SearchIndex, WriterBudget,
+        outbox::{self, SyncConfig},
+    },
 };
 
 /// Shared by every request.
@@ -33,6 +38,8 @@ pub struct AppState {
     pub tokens: TokenService,
     /// Failed-login counter.
     pub logins: LoginThrottle,
+    /// The catalogue's search index (its sync task runs beside the server).
+    pub search: Arc<SearchIndex>,
 }
 
 /// A built, bound, not yet running server.
@@ -79,6 +86,8 @@ impl Application {
             .await
             .map_err(|e| anyhow::anyhow!("preparing strategy {}: {e}", settings.concurrency.strategy))?;
 
+        let search = open_search(&settings, &db)?;
+
         let listener =
             TcpListener::bind((settings.server.host.as_str(), settings.server.port)).map_err(|e| {
                 anyhow::anyhow!(
@@ -97,6 +106,7 @@ impl Application {
             redis,
             settings,
             passwords,
+            search,
         });
         let mut server =
             HttpServer::new(move || App::new().app_data(state.clone()).configure(routes::configure))
@@ -122,6 +132,20 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// Opens the index and, when `search.sync_enabled`, starts the task that applies the outbox
+/// to it (which first settles the last commit, or builds a new index from the database).
+fn open_search(settings: &Settings, db: &DatabaseConnection) -> anyhow::Result<Arc<SearchIndex>> {
+    let search = Arc::new(SearchIndex::open(&settings.search.index_dir, WriterBudget::SERVER)?);
+    if settings.search.sync_enabled {
+        let config = SyncConfig {
+            interval: Duration::from_millis(settings.search.sync_interval_ms),
+            batch_size: settings.search.batch_size,
+        };
+        outbox::spawn(db.clone(), Arc::clone(&search), config);
+    }
+    Ok(search)
 }
 
 /// The Redis pool when `redis.url` is set. Unreachable Redis stops the start only when the

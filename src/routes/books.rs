@@ -1,8 +1,9 @@
-//! Books: admin writes, anyone reads.
+//! Books: admin writes, anyone reads. Every write also records an outbox row in the same
+//! transaction, so the search index can never miss a change (see `search::outbox`).
 
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use chrono::NaiveDate;
-use sea_orm::{ActiveModelTrait, EntityTrait, PaginatorTrait, QueryOrder, Set};
+use sea_orm::{ActiveModelTrait, EntityTrait, PaginatorTrait, QueryOrder, Set, TransactionTrait};
 use serde::{Deserialize, Deserializer};
 
 use super::{PageBody, PageQuery};
@@ -10,6 +11,7 @@ use crate::{
     auth::AuthUser,
     entities::book,
     error::{ApiError, FieldErrors},
+    search::outbox,
     startup::AppState,
 };
 
@@ -126,7 +128,11 @@ pub(crate) async fn create(
     model.description = Set(None);
     model.published_at = Set(None);
     fields.apply_to(&mut model);
-    let saved = model.insert(&state.db).await?;
+    let tx = state.db.begin().await?;
+    let saved = model.insert(&tx).await?;
+    outbox::record(&tx, &[saved.id]).await?;
+    tx.commit().await?;
+    state.search.notify();
     Ok(HttpResponse::Created().insert_header(("Location", format!("/api/v1/books/{}", saved.id))).json(saved))
 }
 
@@ -162,7 +168,12 @@ pub(crate) async fn update(
     fields.validate(false)?;
     let mut model: book::ActiveModel = find(&state, id.into_inner()).await?.into();
     fields.apply_to(&mut model);
-    Ok(HttpResponse::Ok().json(model.update(&state.db).await?))
+    let tx = state.db.begin().await?;
+    let saved = model.update(&tx).await?;
+    outbox::record(&tx, &[saved.id]).await?;
+    tx.commit().await?;
+    state.search.notify();
+    Ok(HttpResponse::Ok().json(saved))
 }
 
 /// 204 (admin); 409 while an event gives the book away.
@@ -174,7 +185,8 @@ pub(crate) async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     user.require_admin()?;
     let id = id.into_inner();
-    let result = book::Entity::delete_by_id(id).exec(&state.db).await.map_err(|e| {
+    let tx = state.db.begin().await?;
+    let result = book::Entity::delete_by_id(id).exec(&tx).await.map_err(|e| {
         if strategies::dberr::is_foreign_key_violation(&e) {
             ApiError::Conflict("an event gives this book away; delete is refused")
         } else {
@@ -184,5 +196,8 @@ pub(crate) async fn delete(
     if result.rows_affected == 0 {
         return Err(ApiError::NotFound("book"));
     }
+    outbox::record(&tx, &[id]).await?;
+    tx.commit().await?;
+    state.search.notify();
     Ok(HttpResponse::NoContent().finish())
 }

@@ -41,6 +41,11 @@ pub(crate) async fn ready(state: web::Data<AppState>) -> HttpResponse {
             }
         };
     }
+    // The index is open (the server holds it); its sync task must be going round its loop.
+    let sync = &state.settings.search;
+    let within = std::time::Duration::from_millis(sync.sync_interval_ms.saturating_mul(10).max(10_000));
+    body["search"] =
+        json!(if !sync.sync_enabled || state.search.sync_alive(within) { "ok" } else { "unavailable" });
     let healthy = body.as_object().is_some_and(|o| o.values().all(|v| v == "ok"));
     if healthy { HttpResponse::Ok().json(body) } else { HttpResponse::ServiceUnavailable().json(body) }
 }

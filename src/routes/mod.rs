@@ -5,6 +5,7 @@ mod applications;
 mod books;
 mod events;
 mod health;
+mod search;
 mod users;
 
 use actix_web::{HttpResponse, error::JsonPayloadError, web};
@@ -28,6 +29,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(users::register)
                 .service(users::login)
                 .service(books::create)
+                // Before `/books/{id}`, which would otherwise take "search" as an id.
+                .service(search::search)
                 .service(books::list)
                 .service(books::get)
                 .service(books::update)

@@ -50,6 +50,8 @@ pub async fn spawn_configured(
     settings.database.url = database_url.to_owned();
     settings.concurrency.strategy = strategy;
     settings.server.port = 0;
+    // Each server owns its index folder (tantivy allows one writer per folder).
+    settings.search.index_dir = fresh_index_dir();
     if StrategyName::REDIS.contains(&strategy) {
         settings.redis.url = contract::test_redis_url();
         settings.redis.key_prefix = contract::unique_prefix("api");
@@ -62,6 +64,11 @@ pub async fn spawn_configured(
     tokio::spawn(app.run_until_stopped());
     let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client");
     TestApp { address, client, settings }
+}
+
+/// A new, empty folder name for a search index.
+pub fn fresh_index_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join("nanum-tests").join(format!("{}.index", uuid::Uuid::new_v4().simple()))
 }
 
 /// Parses a response body as JSON (the contract says every body is JSON).

@@ -11,5 +11,7 @@ mod kafka;
 mod outage;
 mod proxy;
 mod race;
+mod search;
+mod search_crash;
 mod startup;
 mod users;
