@@ -113,11 +113,7 @@ async fn by_request(state: &AppState, user: &AuthUser, request_id: &str) -> Resu
     }
     let body = match store::result_of(&state.db, request_id).await? {
         Some(done) => {
-            let status = match done.outcome {
-                ApplyOutcome::SoldOut => "sold_out",
-                ApplyOutcome::AlreadyApplied => "already_applied",
-                _ => "pending",
-            };
+            let (status, _) = store::outcome_name(done.outcome);
             json!({ "application_id": request_id, "event_id": done.event_id, "user_id": done.user_id, "status": status })
         }
         None => json!({ "application_id": request_id, "user_id": owner, "status": "pending" }),

@@ -126,7 +126,8 @@ pub struct RequestResult {
     pub outcome: ApplyOutcome,
 }
 
-pub(crate) fn outcome_name(outcome: ApplyOutcome) -> (&'static str, Option<i64>) {
+/// The stored (and API) name of an outcome, with the application id of a win.
+pub fn outcome_name(outcome: ApplyOutcome) -> (&'static str, Option<i64>) {
     match outcome {
         ApplyOutcome::Won { application_id } => ("won", Some(application_id)),
         ApplyOutcome::SoldOut => ("sold_out", None),
