@@ -9,8 +9,7 @@
 //! creating the event beforehand and reading the result back afterwards are not timed.
 //! Throughput is N elements per iteration, so criterion reports applications per second.
 //!
-//! Every strategy of [`StrategyName::DATABASE_ONLY`] (plus [`StrategyName::REDIS`] when Redis
-//! answers, and [`StrategyName::KAFKA`] when the broker does) runs side by side in one group, `race`,
+//! Every strategy that the answering backends allow ([`StrategyName::available`]) runs side by side in one group, `race`,
 //! once per available backend: `race/mariadb/<strategy>` and `race/sqlite/<strategy>`.
 //! MariaDB is where the strategies really differ; on SQLite every section takes the single
 //! write lock up front (`BEGIN IMMEDIATE`), so the numbers there show the cost of each
@@ -296,15 +295,7 @@ fn race_group(c: &mut Criterion) {
             }
         }
     });
-    let names: Vec<StrategyName> = StrategyName::DATABASE_ONLY
-        .into_iter()
-        .chain(redis.iter().flat_map(|_| StrategyName::REDIS))
-        .chain(
-            StrategyName::KAFKA
-                .into_iter()
-                .filter(|n| kafka && (redis.is_some() || *n != StrategyName::KafkaRedisLock)),
-        )
-        .collect();
+    let names = StrategyName::available(redis.is_some(), kafka);
 
     let mut group = c.benchmark_group("race");
     // A race takes tens to hundreds of milliseconds: flat sampling keeps the iteration

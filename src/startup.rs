@@ -159,8 +159,9 @@ async fn connect_redis(settings: &Settings) -> anyhow::Result<Option<deadpool_re
     if let Err(e) = redis_pool::ping(&pool).await {
         let message = format!("redis.url = \"{url}\" is unreachable: {e} (APP__REDIS__URL)");
         let strategy = settings.concurrency.strategy;
-        let kafka_with_lock = strategy == StrategyName::KafkaRedisLock && settings.concurrency.kafka_lock;
-        if StrategyName::REDIS.contains(&strategy) || kafka_with_lock {
+        // kafka-redis-lock with its lock switched off runs without Redis
+        let lock_off = strategy == StrategyName::KafkaRedisLock && !settings.concurrency.kafka_lock;
+        if strategy.needs().redis && !lock_off {
             anyhow::bail!(message);
         }
         tracing::warn!("{message}; continuing, the strategy does not need Redis");

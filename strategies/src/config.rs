@@ -23,7 +23,7 @@ use crate::{
     redis_lock::{RedisLock, RedisLockConfig},
 };
 
-/// Every strategy name of ARCHITECTURE.md, as written in configuration.
+/// Every strategy, as written in configuration (the spelling lives in the registry below).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
@@ -50,51 +50,67 @@ pub enum StrategyName {
     RedisAtomic,
 }
 
+/// What a strategy needs beyond the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Needs {
+    /// `redis.url` must be set.
+    pub redis: bool,
+    /// `kafka.brokers` must be set.
+    pub kafka: bool,
+}
+
+/// The registry: every strategy with its configuration spelling and its backends, in the
+/// order of the comparison tables. Every other place (start-up checks, the contract suite,
+/// the race tests, the bench, `nanum compare`) reads this table instead of repeating it.
+const REGISTRY: [(StrategyName, &str, Needs); 10] = {
+    const DB: Needs = Needs { redis: false, kafka: false };
+    const REDIS: Needs = Needs { redis: true, kafka: false };
+    const KAFKA: Needs = Needs { redis: false, kafka: true };
+    const BOTH: Needs = Needs { redis: true, kafka: true };
+    [
+        (StrategyName::None, "none", DB),
+        (StrategyName::AppMutex, "app-mutex", DB),
+        (StrategyName::PessimisticLock, "pessimistic-lock", DB),
+        (StrategyName::OptimisticLock, "optimistic-lock", DB),
+        (StrategyName::RedisLock, "redis-lock", REDIS),
+        (StrategyName::KafkaSinglePartition, "kafka-single-partition", KAFKA),
+        (StrategyName::KafkaRedisLock, "kafka-redis-lock", BOTH),
+        (StrategyName::KafkaKeyed, "kafka-keyed", KAFKA),
+        (StrategyName::DbAtomic, "db-atomic", DB),
+        (StrategyName::RedisAtomic, "redis-atomic", REDIS),
+    ]
+};
+
 impl StrategyName {
-    /// All names, in the order of ARCHITECTURE.md.
-    pub const ALL: [StrategyName; 10] = [
-        StrategyName::None,
-        StrategyName::AppMutex,
-        StrategyName::PessimisticLock,
-        StrategyName::OptimisticLock,
-        StrategyName::RedisLock,
-        StrategyName::KafkaSinglePartition,
-        StrategyName::KafkaRedisLock,
-        StrategyName::KafkaKeyed,
-        StrategyName::DbAtomic,
-        StrategyName::RedisAtomic,
-    ];
+    /// All names, in registry order.
+    pub const ALL: [StrategyName; REGISTRY.len()] = {
+        let mut all = [StrategyName::None; REGISTRY.len()];
+        let mut i = 0;
+        while i < REGISTRY.len() {
+            all[i] = REGISTRY[i].0;
+            i += 1;
+        }
+        all
+    };
 
-    /// The strategies that need Kafka.
-    pub const KAFKA: [StrategyName; 3] =
-        [StrategyName::KafkaSinglePartition, StrategyName::KafkaRedisLock, StrategyName::KafkaKeyed];
-
-    /// The strategies that need Redis as well as the database.
-    pub const REDIS: [StrategyName; 2] = [StrategyName::RedisLock, StrategyName::RedisAtomic];
-
-    /// The strategies that need nothing but the database.
-    pub const DATABASE_ONLY: [StrategyName; 5] = [
-        StrategyName::None,
-        StrategyName::AppMutex,
-        StrategyName::PessimisticLock,
-        StrategyName::OptimisticLock,
-        StrategyName::DbAtomic,
-    ];
+    fn entry(self) -> &'static (StrategyName, &'static str, Needs) {
+        // Every variant has a row: `registry_names_every_variant` checks it.
+        REGISTRY.iter().find(|(n, _, _)| *n == self).unwrap_or(&REGISTRY[0])
+    }
 
     /// The configuration spelling, e.g. `pessimistic-lock`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            StrategyName::None => "none",
-            StrategyName::AppMutex => "app-mutex",
-            StrategyName::PessimisticLock => "pessimistic-lock",
-            StrategyName::OptimisticLock => "optimistic-lock",
-            StrategyName::RedisLock => "redis-lock",
-            StrategyName::KafkaSinglePartition => "kafka-single-partition",
-            StrategyName::KafkaRedisLock => "kafka-redis-lock",
-            StrategyName::KafkaKeyed => "kafka-keyed",
-            StrategyName::DbAtomic => "db-atomic",
-            StrategyName::RedisAtomic => "redis-atomic",
-        }
+        self.entry().1
+    }
+
+    /// The backends it needs beyond the database (`kafka-redis-lock` counts its lock).
+    pub fn needs(self) -> Needs {
+        self.entry().2
+    }
+
+    /// The strategies that can run with the given backends, in registry order.
+    pub fn available(redis: bool, kafka: bool) -> Vec<StrategyName> {
+        Self::ALL.into_iter().filter(|n| (redis || !n.needs().redis) && (kafka || !n.needs().kafka)).collect()
     }
 }
 
@@ -283,4 +299,51 @@ pub async fn build_strategy(
         }
     };
     Ok(strategy)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_names_every_variant_once() {
+        for (i, (name, spelling, _)) in REGISTRY.iter().enumerate() {
+            assert_eq!(name.as_str(), *spelling, "row {i}");
+            assert_eq!(spelling.parse::<StrategyName>().ok(), Some(*name));
+            assert_eq!(REGISTRY.iter().filter(|(n, _, _)| n == name).count(), 1, "{spelling} twice");
+        }
+        // serde's spelling (kebab-case of the variant) agrees with the registry's
+        for name in StrategyName::ALL {
+            let json = serde_json::to_string(&name).unwrap_or_default();
+            assert_eq!(json, format!("\"{name}\""));
+        }
+    }
+
+    /// A new variant fails to compile here until it is added (and given a registry row).
+    #[test]
+    fn every_variant_has_a_registry_row() {
+        for name in StrategyName::ALL {
+            match name {
+                StrategyName::None
+                | StrategyName::AppMutex
+                | StrategyName::PessimisticLock
+                | StrategyName::OptimisticLock
+                | StrategyName::RedisLock
+                | StrategyName::KafkaSinglePartition
+                | StrategyName::KafkaRedisLock
+                | StrategyName::KafkaKeyed
+                | StrategyName::DbAtomic
+                | StrategyName::RedisAtomic => {}
+            }
+        }
+        assert_eq!(StrategyName::ALL.len(), 10, "a variant without a row, or a row without a variant");
+    }
+
+    #[test]
+    fn available_follows_the_backends() {
+        assert_eq!(StrategyName::available(false, false).len(), 5);
+        assert!(StrategyName::available(true, false).contains(&StrategyName::RedisAtomic));
+        assert!(!StrategyName::available(false, true).contains(&StrategyName::KafkaRedisLock));
+        assert_eq!(StrategyName::available(true, true), StrategyName::ALL.to_vec());
+    }
 }

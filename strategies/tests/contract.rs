@@ -18,9 +18,9 @@ async fn run_race(
     quantity: i32,
 ) -> Option<RaceReport> {
     let db = fresh_mariadb(&name.as_str().replace('-', "_"), POOL).await?;
-    let needs_redis = StrategyName::REDIS.contains(&name) || name == StrategyName::KafkaRedisLock;
+    let needs_redis = name.needs().redis;
     let redis = if needs_redis { Some(test_redis().await?) } else { None };
-    let kafka = if StrategyName::KAFKA.contains(&name) {
+    let kafka = if name.needs().kafka {
         test_kafka(name.as_str()).await?
     } else {
         KafkaConfig::default()

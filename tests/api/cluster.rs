@@ -54,12 +54,12 @@ pub async fn launch(strategy: StrategyName, topology: Topology, extra: &[(&str, 
         // queue longer than the 10 s production bound; here the question is correctness.
         ("APP__CONCURRENCY__REDIS_LOCK__MAX_WAIT_MS".to_owned(), "60000".to_owned()),
     ];
-    if StrategyName::REDIS.contains(&strategy) || strategy == StrategyName::KafkaRedisLock {
+    if strategy.needs().redis {
         contract::test_redis().await?;
         env.push(("APP__REDIS__URL".to_owned(), contract::test_redis_url()));
         env.push(("APP__REDIS__KEY_PREFIX".to_owned(), contract::unique_prefix("cluster")));
     }
-    if StrategyName::KAFKA.contains(&strategy) {
+    if strategy.needs().kafka {
         let kafka = contract::test_kafka(strategy.as_str()).await?;
         env.push(("APP__KAFKA__BROKERS".to_owned(), kafka.brokers));
         env.push(("APP__KAFKA__TOPIC".to_owned(), kafka.topic));

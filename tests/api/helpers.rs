@@ -52,7 +52,7 @@ pub async fn spawn_configured(
     settings.server.port = 0;
     // Each server owns its index folder (tantivy allows one writer per folder).
     settings.search.index_dir = fresh_index_dir();
-    if StrategyName::REDIS.contains(&strategy) {
+    if strategy.needs().redis {
         settings.redis.url = contract::test_redis_url();
         settings.redis.key_prefix = contract::unique_prefix("api");
         // The contract is about correctness; a busy CI machine must not turn into 503s.
