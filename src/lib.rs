@@ -14,14 +14,13 @@
 //! - [`search`]: catalogue search — the tantivy index, the outbox that keeps it following
 //!   the database, and the `like` / `fulltext` / `tantivy` engines side by side.
 //! - [`seed`]: a generated catalogue (Korean and English) for measuring search.
-//! - [`cli`]: the `nanum` command line.
-//! - [`cluster`]: several real instances and a crowd spread across them (multi-instance tests).
+//! - [`cli`]: the `nanum` command line (`loadtest` and `compare` are in the `nanum-load`
+//!   crate, with the multi-instance harness the tests use).
 #![deny(unsafe_code)]
 #![warn(clippy::all, rust_2018_idioms)]
 
 pub mod auth;
 pub mod cli;
-pub mod cluster;
 pub mod configuration;
 pub mod db;
 pub mod entities;

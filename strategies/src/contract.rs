@@ -47,23 +47,31 @@ pub fn service_absent(service: &str, why: &str) {
 /// Creates a fresh, uniquely named MariaDB database and returns its URL, or `None` (after
 /// [`service_absent`]) when MariaDB cannot be reached.
 pub async fn fresh_mariadb_url(prefix: &str) -> Option<String> {
-    let server = test_mysql_url();
-    let mut opts = ConnectOptions::new(server.clone());
-    opts.max_connections(1).connect_timeout(Duration::from_secs(3)).sqlx_logging(false);
-    let admin = match Database::connect(opts).await {
-        Ok(db) => db,
-        Err(e) => {
-            service_absent("MariaDB", &format!("{server}: {e}"));
-            return None;
+    match create_database(&test_mysql_url(), prefix).await {
+        Ok(url) => Some(url),
+        Err(why) => {
+            service_absent("MariaDB", &why);
+            None
         }
-    };
-    let name = format!("nanum_{prefix}_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    if let Err(e) = admin.execute_unprepared(&format!("CREATE DATABASE `{name}`")).await {
-        service_absent("MariaDB", &format!("CREATE DATABASE failed: {e}"));
-        return None;
     }
+}
+
+/// Creates a database `nanum_<prefix>_<random>` on the MariaDB `server` (a URL without a
+/// database part) and returns its URL. The one place fresh databases are made: tests,
+/// benches and `nanum compare` all come through here.
+///
+/// # Errors
+///
+/// Why not, in words (unreachable server, refused `CREATE DATABASE`).
+pub async fn create_database(server: &str, prefix: &str) -> Result<String, String> {
+    let mut opts = ConnectOptions::new(server.to_owned());
+    opts.max_connections(1).connect_timeout(Duration::from_secs(3)).sqlx_logging(false);
+    let admin = Database::connect(opts).await.map_err(|e| format!("{server}: {e}"))?;
+    let name = format!("nanum_{prefix}_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let created = admin.execute_unprepared(&format!("CREATE DATABASE `{name}`")).await;
     let _ = admin.close().await;
-    Some(format!("{}/{name}", server.trim_end_matches('/')))
+    created.map_err(|e| format!("CREATE DATABASE failed: {e}"))?;
+    Ok(format!("{}/{name}", server.trim_end_matches('/')))
 }
 
 /// Redis URL used by tests; override with `NANUM_TEST_REDIS_URL`.

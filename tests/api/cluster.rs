@@ -5,27 +5,14 @@
 
 use std::path::Path;
 
-use nanum::{
-    cluster::{Cluster, Crowd, CrowdReport},
-    configuration,
-};
-
+use nanum::configuration;
+use nanum_load::{Cluster, Crowd, CrowdReport, Topology};
 use strategies::{StrategyName, contract};
 
 const INSTANCES: usize = 3;
 pub const READERS: usize = 300;
 pub const ATTEMPTS: usize = 2;
 pub const COPIES: i64 = 10;
-
-/// How the instances split the work.
-#[derive(Debug, Clone, Copy)]
-pub enum Topology {
-    /// `n` instances, each serving HTTP and consuming.
-    Uniform(usize),
-    /// `api` HTTP-only instances and `workers` consumer-only ones (the team's MainServer ×2
-    /// + EventApplyServer ×2); the crowd talks to the API instances only.
-    Split { api: usize, workers: usize },
-}
 
 /// A running cluster, its signed-up crowd, and the database URL (for direct checks).
 pub struct Launched {
@@ -65,37 +52,19 @@ pub async fn launch(strategy: StrategyName, topology: Topology, extra: &[(&str, 
         env.push(("APP__KAFKA__TOPIC".to_owned(), kafka.topic));
     }
     env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-    let (count, api) = match topology {
-        Topology::Uniform(n) => (n, n),
-        Topology::Split { api, workers } => (api + workers, api),
-    };
-    let roles = move |i: usize| -> Vec<(String, String)> {
-        let (role, index, of) = match topology {
-            Topology::Uniform(n) => ("all", i, n),
-            Topology::Split { api, .. } if i < api => ("api", i, api),
-            Topology::Split { api, workers } => ("worker", i - api, workers),
-        };
-        vec![
-            ("APP__INSTANCE__ROLE".to_owned(), role.to_owned()),
-            ("APP__INSTANCE__INDEX".to_owned(), index.to_string()),
-            ("APP__INSTANCE__COUNT".to_owned(), of.to_string()),
-        ]
-    };
+    let roles = move |i: usize| topology.env(i);
     let binary = Path::new(env!("CARGO_BIN_EXE_nanum"));
-    let cluster = Cluster::start(binary, count, &env, &roles).await.expect("start the instances");
+    let cluster = Cluster::start(binary, topology.count(), &env, &roles).await.expect("start the instances");
     let settings = configuration::load_for("test", &[]).expect("test settings");
     let admin = (settings.auth.admin_email.as_str(), settings.auth.admin_password.as_str());
-    let crowd = Crowd::sign_up(&cluster.addresses()[..api], READERS, admin).await.expect("sign the crowd up");
+    let crowd =
+        Crowd::sign_up(&cluster.addresses()[..topology.api()], READERS, admin).await.expect("sign the crowd up");
     Some(Launched { cluster, crowd, database_url: url, _turn: turn })
 }
 
 pub fn row(label: &str, topology: Topology, report: &CrowdReport, verdict: &str) {
-    let shape = match topology {
-        Topology::Uniform(n) => format!("{n} × all"),
-        Topology::Split { api, workers } => format!("{api} api + {workers} worker"),
-    };
     println!(
-        "| `{label}` | {shape} | {} | {} / {COPIES} | {:?} ({} settled later) | {verdict} |",
+        "| `{label}` | {topology} | {} | {} / {COPIES} | {:?} ({} settled later) | {verdict} |",
         report.requests, report.winners, report.statuses, report.pending
     );
 }

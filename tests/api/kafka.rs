@@ -6,9 +6,11 @@ use std::{collections::HashSet, time::Duration};
 
 use strategies::{StrategyName, contract, kafka::store, schema};
 
-use crate::cluster::{ATTEMPTS, COPIES, READERS, Topology, holds_in, launch, over_allocates_in, row};
+use nanum_load::Topology;
 
-const TEAM: Topology = Topology::Split { api: 2, workers: 2 };
+use crate::cluster::{ATTEMPTS, COPIES, READERS, holds_in, launch, over_allocates_in, row};
+
+const TEAM: Topology = Topology::TEAM;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kafka_single_partition_holds_with_two_api_and_two_worker_instances() {

@@ -4,10 +4,12 @@
 mod applications;
 mod books;
 mod cluster;
+mod compare;
 mod events;
 mod health;
 mod helpers;
 mod kafka;
+mod loadtest;
 mod outage;
 mod proxy;
 mod race;

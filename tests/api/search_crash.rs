@@ -8,7 +8,8 @@ use std::{
 };
 
 use futures::future::join_all;
-use nanum::{cluster::Cluster, configuration};
+use nanum::configuration;
+use nanum_load::Cluster;
 use serde_json::{Value, json};
 
 use crate::helpers::fresh_index_dir;

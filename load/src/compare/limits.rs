@@ -1,0 +1,195 @@
+//! The two limits every strategy's figure is a fraction of, measured in the same run on the
+//! same machine:
+//!
+//! - **the hot-row SQL loop** — `pessimistic-lock`'s statements (those of
+//!   `strategies/src/section.rs` with the `FOR UPDATE` gate) sent straight to the database
+//!   from `c` connections, no HTTP, no server: what one serialised stock row allows;
+//! - **the HTTP ceiling** — `GET /health/live` on the same kind of servers at the same
+//!   concurrency: what the HTTP path (server, loopback, and this load generator) allows.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use indicatif::ProgressBar;
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, SqliteTransactionMode, Statement, TransactionOptions,
+    TransactionTrait,
+};
+use strategies::contract;
+
+use super::Shape;
+use crate::{
+    backends::{Database, FreshDatabase},
+    deploy::Deployment,
+    engine::{Engine, Load, Phase, Stats, new_histogram},
+    figures::Figures,
+    readers,
+    target::{Target, WinRule},
+};
+
+/// `GET /health/live` at the shape's count and concurrency, `rounds` times.
+///
+/// # Errors
+///
+/// Connections that cannot be opened.
+pub async fn http_ceiling(
+    deployment: &Deployment,
+    shape: &Shape,
+    rounds: usize,
+    progress: &ProgressBar,
+) -> anyhow::Result<Vec<Figures>> {
+    let target = Target::new("/health/live", &deployment.api, "GET", &[], None)?;
+    let readers = readers::numbered(1, 1);
+    let mut engine =
+        Engine::connect(target, readers, WinRule::new(&[200], &[])?, Vec::new(), shape.concurrency).await?;
+    let load =
+        Load { requests: Some(shape.requests), duration: None, rate: None, timeout: Duration::from_secs(60) };
+    let phase = Phase { load, event: None, first_reader: 0, record: true };
+    // One unrecorded pass first, as every strategy gets its warm-up race.
+    let warm = Load { requests: Some(shape.requests.min(2 * shape.concurrency as u64)), ..load };
+    engine.run(Phase { load: warm, record: false, ..phase }, &ProgressBar::hidden()).await;
+    let mut figures = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        figures.push(Figures::from(&engine.run(phase, progress).await));
+    }
+    Ok(figures)
+}
+
+/// The hot-row loop on a fresh database of the comparison's kind: per round a fresh event
+/// of the shape's copies, the shape's request count spread over `c` connections, reader
+/// `i` applying once. Outcomes are counted as the HTTP path would answer them (201 won,
+/// 409 sold out or already applied), so the figures read like the strategies'.
+///
+/// # Errors
+///
+/// The database cannot be created or reached.
+pub async fn hot_row_sql(
+    database: &Database,
+    shape: &Shape,
+    rounds: usize,
+    progress: &ProgressBar,
+) -> anyhow::Result<Vec<Figures>> {
+    let fresh = FreshDatabase::create(database, "compare").await?;
+    let result = async {
+        let pool = u32::try_from(shape.concurrency).unwrap_or(u32::MAX);
+        let db = fresh.connect(pool).await?;
+        contract::migrate(&db).await.context("creating the race tables")?;
+        // Open every connection before the clock starts, as the HTTP runs do.
+        futures::future::join_all((0..shape.concurrency).map(|_| db.execute_unprepared("SELECT 1"))).await;
+        let warm_up = contract::fresh_event(&db, i32::try_from(shape.copies).unwrap_or(i32::MAX)).await?;
+        let warm = Shape { requests: shape.requests.min(2 * shape.concurrency as u64), ..*shape };
+        sql_round(&db, warm_up, &warm, &ProgressBar::hidden()).await?;
+        let mut figures = Vec::with_capacity(rounds);
+        for _ in 0..rounds {
+            let event = contract::fresh_event(&db, i32::try_from(shape.copies).unwrap_or(i32::MAX)).await?;
+            figures.push(Figures::from(&sql_round(&db, event, shape, progress).await?));
+        }
+        let _ = db.close().await;
+        anyhow::Ok(figures)
+    }
+    .await;
+    fresh.remove().await;
+    result
+}
+
+/// What one pass of the statements decided.
+enum Decided {
+    Won,
+    Rejected,
+}
+
+async fn sql_round(db: &DatabaseConnection, event: i64, shape: &Shape, progress: &ProgressBar) -> anyhow::Result<Stats> {
+    let next = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let histogram = new_histogram()?;
+    let workers: Vec<_> = (0..shape.concurrency)
+        .map(|_| {
+            let (db, next, progress, requests) = (db.clone(), Arc::clone(&next), progress.clone(), shape.requests);
+            let mut stats = Stats::empty(&histogram);
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= requests {
+                        break;
+                    }
+                    let sent = Instant::now();
+                    let user = i64::try_from(i).unwrap_or(i64::MAX) + 1;
+                    let decided = statements(&db, event, user, &format!("sql-{event}-{i}")).await;
+                    let done = Instant::now();
+                    stats.requests += 1;
+                    stats.elapsed = stats.elapsed.max(done - start);
+                    match decided {
+                        Ok(decided) => {
+                            let status = match decided {
+                                Decided::Won => 201,
+                                Decided::Rejected => 409,
+                            };
+                            if status == 201 {
+                                stats.wins += 1;
+                            }
+                            *stats.statuses.entry(status).or_default() += 1;
+                            let micros = u64::try_from((done - sent).as_micros()).unwrap_or(u64::MAX);
+                            stats.latency.saturating_record(micros.max(1));
+                        }
+                        Err(e) => {
+                            stats.errors += 1;
+                            stats.first_error.get_or_insert_with(|| e.to_string());
+                        }
+                    }
+                    progress.inc(1);
+                }
+                stats
+            })
+        })
+        .collect();
+    let mut total = Stats::empty(&histogram);
+    for worker in workers {
+        total.merge(worker.await?);
+    }
+    Ok(total)
+}
+
+/// `pessimistic-lock`'s section, statement for statement (see `strategies/src/section.rs`):
+/// lock and read the stock row, reject a duplicate, reject when sold out, decrement, record
+/// the winner, commit. On SQLite the lock is `BEGIN IMMEDIATE`, as there.
+async fn statements(db: &DatabaseConnection, event: i64, user: i64, request_id: &str) -> Result<Decided, DbErr> {
+    let backend = db.get_database_backend();
+    let tx = match backend {
+        DbBackend::Sqlite => {
+            let options = TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..TransactionOptions::default()
+            };
+            db.begin_with_options(options).await?
+        }
+        _ => db.begin().await?,
+    };
+    let lock = if backend == DbBackend::MySql { " FOR UPDATE" } else { "" };
+    let sql = format!("SELECT remaining, version FROM event_stock WHERE event_id = ?{lock}");
+    let row = tx
+        .query_one_raw(Statement::from_sql_and_values(backend, &sql, [event.into()]))
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound(format!("event_stock {event}")))?;
+    let remaining: i32 = row.try_get_by_index(0)?;
+    let sql = "SELECT id FROM applications WHERE event_id = ? AND user_id = ?";
+    let duplicate =
+        tx.query_one_raw(Statement::from_sql_and_values(backend, sql, [event.into(), user.into()])).await?.is_some();
+    if duplicate || remaining <= 0 {
+        tx.rollback().await?;
+        return Ok(Decided::Rejected);
+    }
+    let sql = "UPDATE event_stock SET remaining = ?, version = version + 1 WHERE event_id = ?";
+    tx.execute_raw(Statement::from_sql_and_values(backend, sql, [(remaining - 1).into(), event.into()])).await?;
+    let sql = "INSERT INTO applications (event_id, user_id, request_id, status, created_at) \
+               VALUES (?, ?, ?, 'won', ?)";
+    let values = [event.into(), user.into(), request_id.into(), chrono::Utc::now().into()];
+    tx.execute_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
+    tx.commit().await?;
+    Ok(Decided::Won)
+}

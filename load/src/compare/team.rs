@@ -1,0 +1,54 @@
+//! `nanum compare --preset team`: the team's scenario — 100 readers at once for 10 copies,
+//! `kafka-redis-lock`, 2 API + 2 worker processes — at 2, 3, 5 and 7 partitions, each
+//! partition count's mean latency beside the averages the team published.
+
+use std::fmt::Write as _;
+
+use super::results::Comparison;
+use crate::figures::num;
+
+/// What the team published, per partition count (their machines, not this one).
+pub const PUBLISHED: [(u32, &str); 4] = [
+    (2, "1,032 ms on t2.micro; 563 ms after scaling up"),
+    (3, "— (not published)"),
+    (5, "485 ms on c5 machines"),
+    (7, "slower than 5 partitions (no figure)"),
+];
+
+/// The team table: one line per partition count that ran.
+pub fn table(c: &Comparison) -> String {
+    let mut out = format!(
+        "The team's scenario on this machine ({} logical cores, {} build; {}):\n\n\
+         | partitions | mean latency | p50 | p99 | max | winners / copies | violations | the team's average |\n\
+         |---:|---:|---:|---:|---:|---|---|---|\n",
+        c.machine.cores, c.machine.build, c.topology
+    );
+    let mut rows: Vec<_> = c.rows.iter().filter(|r| r.shape == "team" && r.strategy == "kafka-redis-lock").collect();
+    rows.sort_by_key(|r| r.partitions);
+    for row in rows {
+        let published = PUBLISHED
+            .iter()
+            .find(|(p, _)| Some(*p) == row.partitions)
+            .map_or("—", |(_, text)| text);
+        let m = &row.median;
+        let _ = writeln!(
+            out,
+            "| {} | {} ms | {} ms | {} ms | {} ms | {} / {} | {} | {published} |",
+            row.partitions.map_or("configured".to_owned(), |p| p.to_string()),
+            num(row.mean_ms()),
+            num(m.p50_ms),
+            num(m.p99_ms),
+            num(m.max_ms),
+            row.check.winners,
+            row.check.copies,
+            row.violations_text(),
+        );
+    }
+    out.push_str(
+        "\nMean latency is over every measured round's requests (p50/p99/max: the median round). \
+         The team measured on AWS instances over a network; these are loopback processes on one \
+         machine, so compare the shape of the curve across partition counts, not the absolute \
+         figures.\n",
+    );
+    out
+}

@@ -1,0 +1,89 @@
+//! `nanum compare` end to end on MariaDB, kept small (the team shape, one round, three
+//! strategies): it must exit cleanly, the safe strategies must show no violation, `none`'s
+//! row must report exactly what its check found, and every chart must be an SVG that
+//! parses and names every strategy that ran.
+
+use std::{path::Path, process::Command};
+
+use serde_json::Value;
+use strategies::contract;
+
+const STRATEGIES: [&str; 3] = ["none", "pessimistic-lock", "db-atomic"];
+
+fn texts(svg: &Path) -> String {
+    let content = std::fs::read_to_string(svg).unwrap_or_else(|e| panic!("{}: {e}", svg.display()));
+    let doc = roxmltree::Document::parse(&content).unwrap_or_else(|e| panic!("{} is not XML: {e}", svg.display()));
+    assert_eq!(doc.root_element().tag_name().name(), "svg", "{}", svg.display());
+    doc.descendants().filter(|n| n.is_text()).filter_map(|n| n.text()).collect::<Vec<_>>().join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compare_writes_the_table_the_json_and_charts_that_name_every_strategy() {
+    // Skips (or fails under CI) without MariaDB, like every MariaDB test.
+    let Some(probe) = contract::fresh_mariadb("compare_probe", 1).await else { return };
+    let _ = probe.close().await;
+    let out = std::env::temp_dir().join(format!("nanum-compare-test-{}", uuid::Uuid::new_v4().simple()));
+    let output = tokio::task::spawn_blocking({
+        let out = out.clone();
+        move || {
+            Command::new(env!("CARGO_BIN_EXE_nanum"))
+                .args(["compare", "--shapes", "team", "--rounds", "1", "--strategies", &STRATEGIES.join(",")])
+                .arg("--database-url")
+                .arg(contract::test_mysql_url())
+                .args(["--redis-url", "", "--kafka-brokers", ""])
+                .arg("--out")
+                .arg(&out)
+                // cheap argon2 for the spawned servers' admin (debug build)
+                .env("APP_ENV", "test")
+                .env("APP_CONFIG_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/config"))
+                .env("RUST_LOG", "warn")
+                .output()
+                .expect("run nanum compare")
+        }
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "nanum compare failed:\n{stdout}\n{stderr}");
+    println!("{stdout}");
+
+    let folder = std::fs::read_dir(&out).unwrap().next().expect("a report folder").unwrap().path();
+    let results: Value = serde_json::from_str(&std::fs::read_to_string(folder.join("results.json")).unwrap()).unwrap();
+    let rows = results["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), STRATEGIES.len(), "{results:#}");
+    for row in rows {
+        let check = &row["check"];
+        assert_eq!(row["median"]["requests"], 100);
+        if row["safe"] == true {
+            assert_eq!(row["violations"], serde_json::json!({}), "{row:#}");
+            assert_eq!(check["winners"], 10);
+            assert_eq!(check["distinct_winners"], 10);
+            assert_eq!(row["median"]["statuses"]["201"], 10);
+        } else {
+            assert_eq!(row["strategy"], "none");
+            // whatever `none` did this time, the row says exactly that
+            let over = check["winners"].as_i64().unwrap() - 10;
+            assert_eq!(row["violations"]["over-allocated"].as_i64().unwrap_or(0), over.max(0), "{row:#}");
+        }
+    }
+    assert_eq!(results["limits"].as_array().unwrap().len(), 2, "HTTP ceiling and hot-row SQL");
+    assert!(results["limits"][1]["median"]["wins"] == 10, "the SQL loop allocates exactly the copies");
+    // the strategies needing Redis and Kafka are named as skipped, with the setting
+    let skipped = results["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 5, "{skipped:?}");
+    assert!(skipped.iter().all(|s| s["reason"].as_str().unwrap().contains("set ")), "{skipped:?}");
+
+    let report = std::fs::read_to_string(folder.join("report.md")).unwrap();
+    for strategy in STRATEGIES {
+        assert!(stdout.contains(&format!("`{strategy}`")), "the table names {strategy}");
+        assert!(report.contains(&format!("`{strategy}`")), "report.md names {strategy}");
+    }
+    for chart in ["throughput.svg", "latency.svg", "fraction.svg"] {
+        let text = texts(&folder.join(chart));
+        for strategy in STRATEGIES {
+            assert!(text.lines().any(|l| l.trim() == strategy), "{chart} does not name {strategy}:\n{text}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
