@@ -116,6 +116,17 @@ impl ServeArgs {
     }
 }
 
+impl Cli {
+    /// The log filter when `RUST_LOG` is unset: the server logs at `info`; the load tools
+    /// only warn, so their table is not buried under client-library chatter.
+    pub fn default_log_filter(&self) -> &'static str {
+        match self.command {
+            Some(Command::Loadtest(_) | Command::Compare(_)) => "warn",
+            _ => "info,sqlx=warn",
+        }
+    }
+}
+
 /// Runs the parsed command.
 ///
 /// # Errors

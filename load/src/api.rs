@@ -25,7 +25,12 @@ pub fn client() -> anyhow::Result<reqwest::Client> {
 /// # Errors
 ///
 /// Transport errors and non-2xx answers.
-pub async fn post(client: &reqwest::Client, url: &str, token: Option<&str>, body: &Value) -> anyhow::Result<Value> {
+pub async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    body: &Value,
+) -> anyhow::Result<Value> {
     let mut req = client.post(url).json(body);
     if let Some(t) = token {
         req = req.bearer_auth(t);
@@ -63,10 +68,19 @@ pub async fn get(client: &reqwest::Client, url: &str, token: Option<&str>) -> an
 /// # Errors
 ///
 /// Wrong credentials or an unreachable server.
-pub async fn login(client: &reqwest::Client, base: &str, email: &str, password: &str) -> anyhow::Result<String> {
-    let body =
-        post(client, &format!("{base}/api/v1/auth/login"), None, &json!({"email": email, "password": password}))
-            .await?;
+pub async fn login(
+    client: &reqwest::Client,
+    base: &str,
+    email: &str,
+    password: &str,
+) -> anyhow::Result<String> {
+    let body = post(
+        client,
+        &format!("{base}/api/v1/auth/login"),
+        None,
+        &json!({"email": email, "password": password}),
+    )
+    .await?;
     body["access_token"].as_str().map(str::to_owned).context("no access_token in the login answer")
 }
 
@@ -116,7 +130,12 @@ pub async fn sign_up(
 /// # Errors
 ///
 /// Any failed call (e.g. a token that is not an admin's).
-pub async fn open_event(client: &reqwest::Client, base: &str, admin: &str, copies: i64) -> anyhow::Result<i64> {
+pub async fn open_event(
+    client: &reqwest::Client,
+    base: &str,
+    admin: &str,
+    copies: i64,
+) -> anyhow::Result<i64> {
     let book = post(
         client,
         &format!("{base}/api/v1/books"),
@@ -179,7 +198,12 @@ pub struct Outcome {
 /// # Errors
 ///
 /// Failed calls or unexpected bodies.
-pub async fn outcome(client: &reqwest::Client, base: &str, admin: &str, event_id: i64) -> anyhow::Result<Outcome> {
+pub async fn outcome(
+    client: &reqwest::Client,
+    base: &str,
+    admin: &str,
+    event_id: i64,
+) -> anyhow::Result<Outcome> {
     let list = get(client, &format!("{base}/api/v1/events/{event_id}/applications"), Some(admin)).await?;
     let winners = list["items"]
         .as_array()

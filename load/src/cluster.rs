@@ -153,4 +153,3 @@ async fn spawn(
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     Ok(Instance { address, log, index_dir, child })
 }
-

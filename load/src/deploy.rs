@@ -158,7 +158,8 @@ impl Deployment {
             .collect();
         let settled = api::settle(&self.client, &self.api[0], &self.admin, &pending, SETTLE_BOUND).await?;
         let outcome = api::outcome(&self.client, &self.api[0], &self.admin, event_id).await?;
-        let count = |f: &dyn Fn(u16) -> bool| stats.statuses.iter().filter(|(s, _)| f(**s)).map(|(_, n)| *n).sum();
+        let count =
+            |f: &dyn Fn(u16) -> bool| stats.statuses.iter().filter(|(s, _)| f(**s)).map(|(_, n)| *n).sum();
         Ok(Check {
             copies,
             winners: outcome.winners.len() as u64,
@@ -241,7 +242,14 @@ mod tests {
 
     #[test]
     fn a_clean_race_has_no_violations_and_each_fault_is_named() {
-        let clean = Check { copies: 10, winners: 10, distinct_winners: 10, remaining: 0, won_answers: 10, ..Check::default() };
+        let clean = Check {
+            copies: 10,
+            winners: 10,
+            distinct_winners: 10,
+            remaining: 0,
+            won_answers: 10,
+            ..Check::default()
+        };
         assert!(clean.violations().is_empty());
         let over = Check { winners: 58, distinct_winners: 58, won_answers: 58, ..clean };
         assert_eq!(over.violations().get("over-allocated"), Some(&48));

@@ -176,7 +176,11 @@ async fn open(authority: &str) -> anyhow::Result<SendRequest<Full<Bytes>>> {
 
 impl Conn {
     /// Sends one request, reopening the connection first when it is closed.
-    async fn exchange(&mut self, request: Request<Full<Bytes>>, opened: &mut u64) -> anyhow::Result<(u16, Bytes)> {
+    async fn exchange(
+        &mut self,
+        request: Request<Full<Bytes>>,
+        opened: &mut u64,
+    ) -> anyhow::Result<(u16, Bytes)> {
         let usable = match self.sender.as_mut() {
             Some(sender) => sender.ready().await.is_ok(),
             None => false,
@@ -304,8 +308,11 @@ async fn worker(
         let request = build(&shared.target, &conn.authority, fill);
         let answer = match request {
             Ok(request) => {
-                match tokio::time::timeout(load.timeout, conn.exchange(request, &mut stats.connections_opened))
-                    .await
+                match tokio::time::timeout(
+                    load.timeout,
+                    conn.exchange(request, &mut stats.connections_opened),
+                )
+                .await
                 {
                     Ok(Ok(answer)) => Ok(answer),
                     Ok(Err(e)) => Err(format!("{e:#}")),

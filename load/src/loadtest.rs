@@ -146,7 +146,8 @@ fn parse_warmup(s: &str) -> Result<Warmup, String> {
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (number, unit) = s.find(|c: char| c.is_ascii_alphabetic()).map_or((s, "s"), |i| (&s[..i], &s[i..]));
-    let n: f64 = number.trim().parse().map_err(|_| format!("`{s}` is not a duration (e.g. 500ms, 10s, 2m)"))?;
+    let n: f64 =
+        number.trim().parse().map_err(|_| format!("`{s}` is not a duration (e.g. 500ms, 10s, 2m)"))?;
     let seconds = match unit {
         "ms" => n / 1000.0,
         "s" => n,
@@ -233,11 +234,8 @@ pub async fn run(args: LoadtestArgs, tools: &Tools) -> anyhow::Result<()> {
 
 /// How many requests and readers, from -n, --duration and --readers.
 fn counts(args: &LoadtestArgs) -> (Option<u64>, usize) {
-    let readers = args
-        .readers
-        .or_else(|| args.requests.and_then(|n| usize::try_from(n).ok()))
-        .unwrap_or(1000)
-        .max(1);
+    let readers =
+        args.readers.or_else(|| args.requests.and_then(|n| usize::try_from(n).ok())).unwrap_or(1000).max(1);
     let requests = match (args.requests, args.duration) {
         (None, None) => Some(readers as u64),
         (n, _) => n,
@@ -263,7 +261,10 @@ async fn against_url(args: &LoadtestArgs, tools: &Tools) -> anyhow::Result<LoadR
             let ids = readers::create_users(&db, count).await;
             let _ = db.close().await;
             let readers = readers::minted(&tools.mint, secret, &ids?)?;
-            (readers, format!("{count} accounts created in bulk in the database; tokens minted with --jwt-secret"))
+            (
+                readers,
+                format!("{count} accounts created in bulk in the database; tokens minted with --jwt-secret"),
+            )
         } else {
             let ids: Vec<i64> = readers::numbered(args.first_user, count).iter().map(|r| r.id).collect();
             let readers = readers::minted(&tools.mint, secret, &ids)?;
@@ -282,7 +283,10 @@ async fn against_url(args: &LoadtestArgs, tools: &Tools) -> anyhow::Result<LoadR
             bail!("the request names {{token}}: give --jwt-secret (nanum) or --sign-up");
         }
         let last = args.first_user + i64::try_from(count).unwrap_or(i64::MAX) - 1;
-        (readers::numbered(args.first_user, count), format!("{count} numbered readers, ids {}..={last}", args.first_user))
+        (
+            readers::numbered(args.first_user, count),
+            format!("{count} numbered readers, ids {}..={last}", args.first_user),
+        )
     };
     if target.uses_event() && args.event.is_none() {
         bail!("the request names {{event}}: give --event ID");
@@ -290,7 +294,8 @@ async fn against_url(args: &LoadtestArgs, tools: &Tools) -> anyhow::Result<LoadR
     let win = WinRule::new(&args.win_status, &args.win_json)?;
     let label = args.label.clone().unwrap_or_else(|| format!("{} {url}", target.method));
     let figures =
-        measure(args, target.clone(), readers, win.clone(), requests, args.event, args.event, Vec::new()).await?;
+        measure(args, target.clone(), readers, win.clone(), requests, args.event, args.event, Vec::new())
+            .await?;
     Ok(LoadReport {
         label,
         target: format!("{} {url}", target.method),
@@ -320,7 +325,12 @@ async fn spawned(args: &LoadtestArgs, tools: &Tools, topology: Topology) -> anyh
         env: args.set.clone(),
     };
     if !args.json {
-        eprintln!("starting {} × nanum ({topology}, {}, {})", topology.count(), args.strategy, backends.database_name());
+        eprintln!(
+            "starting {} × nanum ({topology}, {}, {})",
+            topology.count(),
+            args.strategy,
+            backends.database_name()
+        );
     }
     let deployment = Deployment::start(&spec, &backends).await?;
     let result = async {
@@ -391,7 +401,9 @@ async fn measure(
         // Readers after the measured ones where there are spare readers, so the warm-up
         // does not use up the measured readers' one application.
         let first_reader = requests.and_then(|n| usize::try_from(n).ok()).unwrap_or(0) % readers_count;
-        engine.run(Phase { load: warm, event: warm_event, first_reader, record: false }, &ProgressBar::hidden()).await;
+        engine
+            .run(Phase { load: warm, event: warm_event, first_reader, record: false }, &ProgressBar::hidden())
+            .await;
     }
     let total = requests.or_else(|| args.rate.zip(args.duration).map(|(r, d)| (r * d.as_secs_f64()) as u64));
     let progress = bar(total.unwrap_or(0), "sending");

@@ -59,9 +59,14 @@ impl Template {
         let mut literal = String::new();
         let mut rest = text;
         while !rest.is_empty() {
-            let placeholder = [("{user}", Part::User), ("{token}", Part::Token), ("{event}", Part::Event), ("{i}", Part::Index)]
-                .into_iter()
-                .find(|(name, _)| rest.starts_with(name));
+            let placeholder = [
+                ("{user}", Part::User),
+                ("{token}", Part::Token),
+                ("{event}", Part::Event),
+                ("{i}", Part::Index),
+            ]
+            .into_iter()
+            .find(|(name, _)| rest.starts_with(name));
             if let Some((name, part)) = placeholder {
                 if !literal.is_empty() {
                     parts.push(Part::Text(std::mem::take(&mut literal)));
@@ -164,7 +169,9 @@ impl Target {
             bail!("`{url}`: https is not supported (the load generator measures plain HTTP on loopback)");
         } else if url.starts_with('/') {
             if bases.is_empty() {
-                bail!("`{url}` is a path: give a full http://host:port/… URL, or --spawn servers to send it to");
+                bail!(
+                    "`{url}` is a path: give a full http://host:port/… URL, or --spawn servers to send it to"
+                );
             }
             let authorities = bases
                 .iter()
@@ -294,12 +301,16 @@ mod tests {
         let body = t.render(Fill { reader: &reader(), event: Some(7), index: 3 });
         assert_eq!(body, r#"{"userId": 42, "e": 7, "n": 3, "t": "tok"}"#);
         assert!(t.uses_token() && t.uses_event());
-        assert_eq!(Template::parse("{{user}}").unwrap().render(Fill { reader: &reader(), event: None, index: 0 }), "{user}");
+        assert_eq!(
+            Template::parse("{{user}}").unwrap().render(Fill { reader: &reader(), event: None, index: 0 }),
+            "{user}"
+        );
     }
 
     #[test]
     fn targets_split_host_and_path() {
-        let t = Target::new("http://127.0.0.1:9/a/{user}?x=1", &[], "post", &["X-Id: {user}".into()], None).unwrap();
+        let t = Target::new("http://127.0.0.1:9/a/{user}?x=1", &[], "post", &["X-Id: {user}".into()], None)
+            .unwrap();
         assert_eq!(t.authorities, ["127.0.0.1:9"]);
         assert_eq!(t.method, Method::POST);
         let bases = ["http://127.0.0.1:1".to_owned(), "http://127.0.0.1:2/".to_owned()];
@@ -317,7 +328,9 @@ mod tests {
         let ok = Bytes::from_static(br#"{"isSuccess": true, "result": {"items": [{"ok": "yes"}]}}"#);
         let no = Bytes::from_static(br#"{"isSuccess": false}"#);
         let rule = WinRule::new(&[], &["isSuccess=true".into()]).unwrap();
-        assert!(rule.wins(200, &ok) && !rule.wins(200, &no) && !rule.wins(200, &Bytes::from_static(b"<html>")));
+        assert!(
+            rule.wins(200, &ok) && !rule.wins(200, &no) && !rule.wins(200, &Bytes::from_static(b"<html>"))
+        );
         let nested = WinRule::new(&[200], &["result.items.0.ok=yes".into()]).unwrap();
         assert!(nested.wins(200, &ok) && !nested.wins(201, &ok));
         let status = WinRule::new(&[201], &[]).unwrap();

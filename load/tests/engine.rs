@@ -85,7 +85,8 @@ async fn server(delay: Duration, close_after: usize) -> (String, Arc<Seen>) {
 async fn run(address: &str, connections: usize, load: Load) -> Figures {
     let target = Target::new(&format!("http://{address}/x?u={{user}}"), &[], "GET", &[], None).unwrap();
     let win = WinRule::new(&[200], &[]).unwrap();
-    let mut engine = Engine::connect(target, readers::numbered(1, 1000), win, vec![], connections).await.unwrap();
+    let mut engine =
+        Engine::connect(target, readers::numbered(1, 1000), win, vec![], connections).await.unwrap();
     let phase = Phase { load, event: None, first_reader: 0, record: true };
     Figures::from(&engine.run(phase, &ProgressBar::hidden()).await)
 }
@@ -128,7 +129,8 @@ async fn the_open_model_measures_from_the_intended_send_time() {
     let closed = run(&address, 1, load(20)).await;
     assert!(closed.p99_ms < 500.0, "closed model sees only the service time: {closed:?}");
 
-    let open = Load { requests: Some(100), duration: None, rate: Some(100.0), timeout: Duration::from_secs(30) };
+    let open =
+        Load { requests: Some(100), duration: None, rate: Some(100.0), timeout: Duration::from_secs(30) };
     let figures = run(&address, 1, open).await;
     assert_eq!(figures.requests, 100);
     assert!(figures.max_ms > 3_000.0, "the queue shows in the latency: {figures:?}");
@@ -139,7 +141,12 @@ async fn the_open_model_measures_from_the_intended_send_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_duration_bounds_the_run() {
     let (address, _) = server(Duration::from_millis(5), 0).await;
-    let bounded = Load { requests: None, duration: Some(Duration::from_millis(600)), rate: None, timeout: Duration::from_secs(5) };
+    let bounded = Load {
+        requests: None,
+        duration: Some(Duration::from_millis(600)),
+        rate: None,
+        timeout: Duration::from_secs(5),
+    };
     let started = std::time::Instant::now();
     let figures = run(&address, 2, bounded).await;
     assert!(started.elapsed() < Duration::from_secs(3));

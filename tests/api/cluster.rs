@@ -57,8 +57,9 @@ pub async fn launch(strategy: StrategyName, topology: Topology, extra: &[(&str, 
     let cluster = Cluster::start(binary, topology.count(), &env, &roles).await.expect("start the instances");
     let settings = configuration::load_for("test", &[]).expect("test settings");
     let admin = (settings.auth.admin_email.as_str(), settings.auth.admin_password.as_str());
-    let crowd =
-        Crowd::sign_up(&cluster.addresses()[..topology.api()], READERS, admin).await.expect("sign the crowd up");
+    let crowd = Crowd::sign_up(&cluster.addresses()[..topology.api()], READERS, admin)
+        .await
+        .expect("sign the crowd up");
     Some(Launched { cluster, crowd, database_url: url, _turn: turn })
 }
 

@@ -12,7 +12,8 @@ const STRATEGIES: [&str; 3] = ["none", "pessimistic-lock", "db-atomic"];
 
 fn texts(svg: &Path) -> String {
     let content = std::fs::read_to_string(svg).unwrap_or_else(|e| panic!("{}: {e}", svg.display()));
-    let doc = roxmltree::Document::parse(&content).unwrap_or_else(|e| panic!("{} is not XML: {e}", svg.display()));
+    let doc =
+        roxmltree::Document::parse(&content).unwrap_or_else(|e| panic!("{} is not XML: {e}", svg.display()));
     assert_eq!(doc.root_element().tag_name().name(), "svg", "{}", svg.display());
     doc.descendants().filter(|n| n.is_text()).filter_map(|n| n.text()).collect::<Vec<_>>().join("\n")
 }
@@ -49,7 +50,8 @@ async fn compare_writes_the_table_the_json_and_charts_that_name_every_strategy()
     println!("{stdout}");
 
     let folder = std::fs::read_dir(&out).unwrap().next().expect("a report folder").unwrap().path();
-    let results: Value = serde_json::from_str(&std::fs::read_to_string(folder.join("results.json")).unwrap()).unwrap();
+    let results: Value =
+        serde_json::from_str(&std::fs::read_to_string(folder.join("results.json")).unwrap()).unwrap();
     let rows = results["rows"].as_array().unwrap();
     assert_eq!(rows.len(), STRATEGIES.len(), "{results:#}");
     for row in rows {

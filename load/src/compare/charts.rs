@@ -178,6 +178,11 @@ fn render(path: &Path, title: &str, panels: &[Panel]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// An axis tick: whole numbers without decimals.
+fn tick(x: f64) -> String {
+    if (x - x.round()).abs() < 1e-6 && x.abs() < 100.0 { format!("{}", x.round() as i64) } else { num(x) }
+}
+
 type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
 
 fn draw_panel(root: &Area<'_>, area: &Area<'_>, panel: &Panel) -> Result<(), Box<dyn std::error::Error>> {
@@ -205,8 +210,8 @@ fn draw_panel(root: &Area<'_>, area: &Area<'_>, panel: &Panel) -> Result<(), Box
         .x_labels(8)
         .x_desc(panel.x_desc.as_str())
         .x_label_formatter(&|x| match axis {
-            Axis::Linear => num(*x),
-            Axis::Log => num(10f64.powf(*x)),
+            Axis::Linear => tick(*x),
+            Axis::Log => tick(10f64.powf(*x)),
         })
         .draw()?;
     // Labels by hand, right-aligned beside their band, so every name shows whatever tick
@@ -218,20 +223,34 @@ fn draw_panel(root: &Area<'_>, area: &Area<'_>, panel: &Panel) -> Result<(), Box
         root.draw(&Text::new(label.clone(), (x0 - 8, py), style.clone()))?;
     }
     // Each band is shared by the series that have a value for that label.
-    let present: Vec<usize> =
-        (0..n).map(|k| panel.series.iter().filter(|s| s.values.get(k).copied().flatten().is_some()).count()).collect();
+    let present: Vec<usize> = (0..n)
+        .map(|k| panel.series.iter().filter(|s| s.values.get(k).copied().flatten().is_some()).count())
+        .collect();
     for series in &panel.series {
         let mut bars = Vec::new();
         for (k, value) in series.values.iter().enumerate() {
             let Some(value) = value else { continue };
-            let slot = panel.series.iter().take_while(|s| !std::ptr::eq(*s, series)).filter(|s| s.values.get(k).copied().flatten().is_some()).count();
+            let slot = panel
+                .series
+                .iter()
+                .take_while(|s| !std::ptr::eq(*s, series))
+                .filter(|s| s.values.get(k).copied().flatten().is_some())
+                .count();
             let width = 0.8 / present[k].max(1) as f64;
             let top = (n - 1 - k) as f64 + 0.4 - slot as f64 * width;
             let x = match axis {
                 Axis::Linear => *value,
                 Axis::Log => value.max(10f64.powf(x_min)).log10(),
             };
-            bars.push(Rectangle::new([(x_min, top), (x.max(x_min), top - width * 0.92)], series.color.filled()));
+            bars.push(Rectangle::new(
+                [(x_min, top), (x.max(x_min), top - width * 0.92)],
+                series.color.filled(),
+            ));
+            // the figure itself at the end of its bar
+            let (px, py) = chart.backend_coord(&(x.max(x_min), top - width * 0.46));
+            let value_style =
+                TextStyle::from(("sans-serif", 11).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
+            root.draw(&Text::new(num(*value), (px + 4, py), value_style))?;
         }
         let color = series.color;
         if bars.is_empty() {
@@ -249,4 +268,98 @@ fn draw_panel(root: &Area<'_>, area: &Area<'_>, panel: &Panel) -> Result<(), Box
         .border_style(BLACK.mix(0.3))
         .draw()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::{
+        compare::results::{LimitResult, Machine, Round, RowResult, ShapeInfo},
+        deploy::Check,
+        figures::Figures,
+    };
+
+    fn figures(rps: f64) -> Figures {
+        Figures { requests: 100, rps, p50_ms: 20.0, p99_ms: 80.0, max_ms: 95.0, ..Figures::default() }
+    }
+
+    fn comparison() -> Comparison {
+        let shape = ShapeInfo {
+            name: "team".into(),
+            description: "the team's scenario".into(),
+            requests: 100,
+            copies: 10,
+            concurrency: 100,
+        };
+        let row = |label: &str, safe: bool, rps: f64| RowResult {
+            label: label.into(),
+            strategy: label.split(' ').next().unwrap_or_default().into(),
+            variant: String::new(),
+            partitions: None,
+            shape: "team".into(),
+            safe,
+            median: figures(rps),
+            check: Check::default(),
+            broken_rounds: 0,
+            violations: BTreeMap::new(),
+            rounds: vec![Round { figures: figures(rps), check: Check::default() }],
+            of_http: Some(rps / 5000.0),
+            of_sql: Some(rps / 2000.0),
+        };
+        let limit = |kind: &str, rps: f64| LimitResult {
+            limit: kind.into(),
+            label: kind.into(),
+            shape: "team".into(),
+            median: figures(rps),
+            rounds: vec![figures(rps)],
+        };
+        Comparison {
+            started_at: "now".into(),
+            seconds: 1.0,
+            command: "nanum compare".into(),
+            machine: Machine { cores: 2, memory_gib: 24.0, build: "release".into() },
+            database: "mariadb".into(),
+            redis: true,
+            kafka: false,
+            topology: "1 × all".into(),
+            rounds: 1,
+            settings: Vec::new(),
+            shapes: vec![shape],
+            limits: vec![limit("http-ceiling", 5000.0), limit("hot-row-sql", 2000.0)],
+            rows: vec![
+                row("none", false, 900.0),
+                row("pessimistic-lock", true, 1000.0),
+                row("pessimistic-lock (shortcut off)", true, 800.0),
+                row("redis-atomic", true, 2500.0),
+            ],
+            skipped: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn every_chart_is_svg_that_names_every_row() {
+        let dir = std::env::temp_dir().join(format!("nanum-charts-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let c = comparison();
+        draw(&c, &dir).unwrap();
+        for (file, title) in FILES {
+            let svg = std::fs::read_to_string(dir.join(file)).unwrap();
+            let doc = roxmltree::Document::parse(&svg).unwrap();
+            assert_eq!(doc.root_element().tag_name().name(), "svg");
+            let texts: Vec<_> = doc.descendants().filter_map(|n| n.text()).map(str::trim).collect();
+            assert!(texts.contains(&title), "{file}: title");
+            for row in &c.rows {
+                assert!(texts.contains(&row.label.as_str()), "{file} does not name {}", row.label);
+            }
+        }
+        let throughput = std::fs::read_to_string(dir.join("throughput.svg")).unwrap();
+        assert!(
+            throughput.contains("http-ceiling") && throughput.contains("2,500"),
+            "limits and values shown"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -18,8 +18,8 @@ use std::{
 use anyhow::Context;
 use indicatif::ProgressBar;
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, SqliteTransactionMode, Statement, TransactionOptions,
-    TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, SqliteTransactionMode, Statement,
+    TransactionOptions, TransactionTrait,
 };
 use strategies::contract;
 
@@ -104,13 +104,19 @@ enum Decided {
     Rejected,
 }
 
-async fn sql_round(db: &DatabaseConnection, event: i64, shape: &Shape, progress: &ProgressBar) -> anyhow::Result<Stats> {
+async fn sql_round(
+    db: &DatabaseConnection,
+    event: i64,
+    shape: &Shape,
+    progress: &ProgressBar,
+) -> anyhow::Result<Stats> {
     let next = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let histogram = new_histogram()?;
     let workers: Vec<_> = (0..shape.concurrency)
         .map(|_| {
-            let (db, next, progress, requests) = (db.clone(), Arc::clone(&next), progress.clone(), shape.requests);
+            let (db, next, progress, requests) =
+                (db.clone(), Arc::clone(&next), progress.clone(), shape.requests);
             let mut stats = Stats::empty(&histogram);
             tokio::spawn(async move {
                 loop {
@@ -158,7 +164,12 @@ async fn sql_round(db: &DatabaseConnection, event: i64, shape: &Shape, progress:
 /// `pessimistic-lock`'s section, statement for statement (see `strategies/src/section.rs`):
 /// lock and read the stock row, reject a duplicate, reject when sold out, decrement, record
 /// the winner, commit. On SQLite the lock is `BEGIN IMMEDIATE`, as there.
-async fn statements(db: &DatabaseConnection, event: i64, user: i64, request_id: &str) -> Result<Decided, DbErr> {
+async fn statements(
+    db: &DatabaseConnection,
+    event: i64,
+    user: i64,
+    request_id: &str,
+) -> Result<Decided, DbErr> {
     let backend = db.get_database_backend();
     let tx = match backend {
         DbBackend::Sqlite => {
@@ -178,14 +189,17 @@ async fn statements(db: &DatabaseConnection, event: i64, user: i64, request_id: 
         .ok_or_else(|| DbErr::RecordNotFound(format!("event_stock {event}")))?;
     let remaining: i32 = row.try_get_by_index(0)?;
     let sql = "SELECT id FROM applications WHERE event_id = ? AND user_id = ?";
-    let duplicate =
-        tx.query_one_raw(Statement::from_sql_and_values(backend, sql, [event.into(), user.into()])).await?.is_some();
+    let duplicate = tx
+        .query_one_raw(Statement::from_sql_and_values(backend, sql, [event.into(), user.into()]))
+        .await?
+        .is_some();
     if duplicate || remaining <= 0 {
         tx.rollback().await?;
         return Ok(Decided::Rejected);
     }
     let sql = "UPDATE event_stock SET remaining = ?, version = version + 1 WHERE event_id = ?";
-    tx.execute_raw(Statement::from_sql_and_values(backend, sql, [(remaining - 1).into(), event.into()])).await?;
+    tx.execute_raw(Statement::from_sql_and_values(backend, sql, [(remaining - 1).into(), event.into()]))
+        .await?;
     let sql = "INSERT INTO applications (event_id, user_id, request_id, status, created_at) \
                VALUES (?, ?, ?, 'won', ?)";
     let values = [event.into(), user.into(), request_id.into(), chrono::Utc::now().into()];

@@ -174,9 +174,11 @@ impl CompareArgs {
         self.shapes
             .iter()
             .map(|name| {
-                SHAPES.iter().copied().find(|s| s.name == name.trim()).with_context(|| {
-                    format!("unknown shape `{name}`; expected team, winners or rejections")
-                })
+                SHAPES
+                    .iter()
+                    .copied()
+                    .find(|s| s.name == name.trim())
+                    .with_context(|| format!("unknown shape `{name}`; expected team, winners or rejections"))
             })
             .collect()
     }
@@ -206,8 +208,11 @@ impl CompareArgs {
                         env.push((SHORTCUT_OFF.0.to_owned(), SHORTCUT_OFF.1.to_owned()));
                     }
                     let variant = what.join(", ");
-                    let label =
-                        if variant.is_empty() { strategy.to_string() } else { format!("{strategy} ({variant})") };
+                    let label = if variant.is_empty() {
+                        strategy.to_string()
+                    } else {
+                        format!("{strategy} ({variant})")
+                    };
                     variants.push(Variant { strategy, label, variant, partitions: p, env });
                 }
             }
@@ -289,10 +294,18 @@ pub async fn run(args: CompareArgs, tools: &Tools) -> anyhow::Result<()> {
         println!("note: {note}");
     }
     println!("report: {}", folder.display());
-    let broken: Vec<_> =
-        comparison.rows.iter().filter(|r| r.safe && !r.violations.is_empty()).map(|r| r.label.as_str()).collect();
+    let broken: Vec<_> = comparison
+        .rows
+        .iter()
+        .filter(|r| r.safe && !r.violations.is_empty())
+        .map(|r| r.label.as_str())
+        .collect();
     if !broken.is_empty() {
-        bail!("strategies expected to hold broke the contract: {} (see {})", broken.join(", "), folder.display());
+        bail!(
+            "strategies expected to hold broke the contract: {} (see {})",
+            broken.join(", "),
+            folder.display()
+        );
     }
     Ok(())
 }
@@ -301,9 +314,9 @@ fn progress_bar(variants: &[Variant], shapes: &[Shape], rounds: usize, limits: b
     let per_row: u64 = shapes.iter().map(|s| s.requests).sum::<u64>() * rounds as u64;
     let rows = variants.len() as u64 + if limits { 2 } else { 0 };
     let bar = ProgressBar::new(per_row * rows);
-    if let Ok(style) =
-        ProgressStyle::with_template("{msg:32} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} ({per_sec})")
-    {
+    if let Ok(style) = ProgressStyle::with_template(
+        "{msg:32} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} ({per_sec})",
+    ) {
         bar.set_style(style);
     }
     bar
@@ -326,7 +339,8 @@ async fn measure_limits(
         partitions: None,
         env: args.set.clone(),
     };
-    let deployment = Deployment::start(&spec, backends).await.context("starting servers for the HTTP ceiling")?;
+    let deployment =
+        Deployment::start(&spec, backends).await.context("starting servers for the HTTP ceiling")?;
     for shape in shapes {
         let rounds = limits::http_ceiling(&deployment, shape, args.rounds, progress).await;
         limits.push(LimitResult::new("http-ceiling", shape, rounds?));
@@ -390,7 +404,8 @@ async fn race_shape(
         &["authorization: Bearer {token}".to_owned()],
         None,
     )?;
-    let readers = readers[..usize::try_from(shape.requests).unwrap_or(usize::MAX).min(readers.len())].to_vec();
+    let readers =
+        readers[..usize::try_from(shape.requests).unwrap_or(usize::MAX).min(readers.len())].to_vec();
     let mut engine =
         Engine::connect(target, readers, WinRule::new(&[201], &[])?, vec![202], shape.concurrency).await?;
     let load =
@@ -405,7 +420,8 @@ async fn race_shape(
     let mut rounds = Vec::with_capacity(args.rounds);
     for _ in 0..args.rounds {
         let event = deployment.open_event(shape.copies).await?;
-        let stats = engine.run(Phase { load, event: Some(event), first_reader: 0, record: true }, progress).await;
+        let stats =
+            engine.run(Phase { load, event: Some(event), first_reader: 0, record: true }, progress).await;
         let check = deployment.check(event, shape.copies, &stats).await?;
         rounds.push(Round { figures: Figures::from(&stats), check });
     }

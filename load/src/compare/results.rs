@@ -55,11 +55,23 @@ impl LimitResult {
             _ => "hot-row SQL (no HTTP)",
         };
         let median = median_index(&rounds).map(|i| rounds[i].clone()).unwrap_or_default();
-        Self { limit: limit.to_owned(), label: label.to_owned(), shape: shape.name.to_owned(), median, rounds }
+        Self {
+            limit: limit.to_owned(),
+            label: label.to_owned(),
+            shape: shape.name.to_owned(),
+            median,
+            rounds,
+        }
     }
 
     pub(super) fn one_line(&self) -> String {
-        format!("{:<40} {:<10} {:>8} req/s  p99 {:>8} ms", self.label, self.shape, num(self.median.rps), num(self.median.p99_ms))
+        format!(
+            "{:<40} {:<10} {:>8} req/s  p99 {:>8} ms",
+            self.label,
+            self.shape,
+            num(self.median.rps),
+            num(self.median.p99_ms)
+        )
     }
 }
 
@@ -198,7 +210,12 @@ pub struct Comparison {
 }
 
 impl Comparison {
-    pub(super) fn new(args: &CompareArgs, backends: &Backends, shapes: &[Shape], skipped: Vec<Skipped>) -> Self {
+    pub(super) fn new(
+        args: &CompareArgs,
+        backends: &Backends,
+        shapes: &[Shape],
+        skipped: Vec<Skipped>,
+    ) -> Self {
         let machine = Machine::here();
         let mut notes = backends.notes.clone();
         if machine.build == "debug" {
@@ -294,7 +311,11 @@ impl Comparison {
             }
             for row in self.rows.iter().filter(|r| r.shape == shape.name) {
                 let m = &row.median;
-                let label = if row.safe { format!("`{}`", row.label) } else { format!("`{}` (not safe here)", row.label) };
+                let label = if row.safe {
+                    format!("`{}`", row.label)
+                } else {
+                    format!("`{}` (not safe here)", row.label)
+                };
                 let _ = writeln!(
                     out,
                     "| {label} | {} | {} | {} | {} | {} | {} / {} | {} | {} | {} |",
@@ -332,7 +353,11 @@ impl Comparison {
         );
         md.push_str("## Shapes\n\n");
         for s in &self.shapes {
-            let _ = writeln!(md, "- **{}** — {} (`{}` requests, `{}` copies, `{}` connections)", s.name, s.description, s.requests, s.copies, s.concurrency);
+            let _ = writeln!(
+                md,
+                "- **{}** — {} (`{}` requests, `{}` copies, `{}` connections)",
+                s.name, s.description, s.requests, s.copies, s.concurrency
+            );
         }
         md.push_str(
             "\nEvery request is a distinct reader (accounts created in bulk, tokens minted with the \

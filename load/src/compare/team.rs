@@ -23,13 +23,12 @@ pub fn table(c: &Comparison) -> String {
          |---:|---:|---:|---:|---:|---|---|---|\n",
         c.machine.cores, c.machine.build, c.topology
     );
-    let mut rows: Vec<_> = c.rows.iter().filter(|r| r.shape == "team" && r.strategy == "kafka-redis-lock").collect();
+    let mut rows: Vec<_> =
+        c.rows.iter().filter(|r| r.shape == "team" && r.strategy == "kafka-redis-lock").collect();
     rows.sort_by_key(|r| r.partitions);
     for row in rows {
-        let published = PUBLISHED
-            .iter()
-            .find(|(p, _)| Some(*p) == row.partitions)
-            .map_or("—", |(_, text)| text);
+        let published =
+            PUBLISHED.iter().find(|(p, _)| Some(*p) == row.partitions).map_or("—", |(_, text)| text);
         let m = &row.median;
         let _ = writeln!(
             out,
