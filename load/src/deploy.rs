@@ -217,6 +217,14 @@ impl Check {
         self.winners - self.distinct_winners.min(self.winners)
     }
 
+    /// Whether the contract itself broke: a copy too many, a reader twice, a win told that
+    /// is not stored (or stored but not told), stock that does not add up, an accepted
+    /// request never decided. A 5xx or a refused request is counted among the violations
+    /// but is not this: nothing was written for it, and the reader was told so.
+    pub fn breaks_contract(&self) -> bool {
+        self.violations().keys().any(|k| !matches!(*k, "5xx" | "other errors"))
+    }
+
     /// Every broken invariant with its count; empty when the race held.
     pub fn violations(&self) -> BTreeMap<&'static str, u64> {
         let stock_off = self.remaining != self.copies - i64::try_from(self.winners).unwrap_or(i64::MAX);
@@ -259,5 +267,9 @@ mod tests {
         assert_eq!(dup.violations().get("duplicate winners"), Some(&1));
         let lost = Check { won_answers: 9, unsettled: 1, server_errors: 2, ..clean };
         assert_eq!(lost.violations().len(), 3);
+        assert!(lost.breaks_contract() && over.breaks_contract() && dup.breaks_contract());
+        let refused = Check { server_errors: 1, unexpected: 2, ..clean };
+        assert_eq!(refused.violations().len(), 2);
+        assert!(!refused.breaks_contract(), "a 503 with nothing written keeps the contract");
     }
 }

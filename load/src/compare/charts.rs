@@ -303,6 +303,7 @@ mod tests {
             median: figures(rps),
             check: Check::default(),
             broken_rounds: 0,
+            contract_broken_rounds: 0,
             violations: BTreeMap::new(),
             rounds: vec![Round { figures: figures(rps), check: Check::default() }],
             of_http: Some(rps / 5000.0),

@@ -294,11 +294,12 @@ pub async fn run(args: CompareArgs, tools: &Tools) -> anyhow::Result<()> {
         println!("note: {note}");
     }
     println!("report: {}", folder.display());
+    println!("{}", comparison.verdict());
     let broken: Vec<_> = comparison
         .rows
         .iter()
-        .filter(|r| r.safe && !r.violations.is_empty())
-        .map(|r| r.label.as_str())
+        .filter(|r| r.safe && r.contract_broken_rounds > 0)
+        .map(|r| format!("{} ({})", r.label, r.shape))
         .collect();
     if !broken.is_empty() {
         bail!(
@@ -429,9 +430,11 @@ async fn race_shape(
     let median = median_index(&figures).unwrap_or(0);
     let mut violations: BTreeMap<String, u64> = BTreeMap::new();
     let mut broken_rounds = 0;
+    let mut contract_broken_rounds = 0;
     for round in &rounds {
         let found = round.check.violations();
         broken_rounds += usize::from(!found.is_empty());
+        contract_broken_rounds += usize::from(round.check.breaks_contract());
         for (what, n) in found {
             *violations.entry(what.to_owned()).or_default() += n;
         }
@@ -446,6 +449,7 @@ async fn race_shape(
         median: rounds[median].figures.clone(),
         check: rounds[median].check,
         broken_rounds,
+        contract_broken_rounds,
         violations,
         rounds,
         of_http: None,

@@ -106,6 +106,8 @@ pub struct RowResult {
     pub check: Check,
     /// Rounds with at least one violation.
     pub broken_rounds: usize,
+    /// Rounds where the contract itself broke (not only a 5xx or a refused request).
+    pub contract_broken_rounds: usize,
     /// Violations summed over every round.
     pub violations: BTreeMap<String, u64>,
     /// Every round.
@@ -335,6 +337,46 @@ impl Comparison {
         out
     }
 
+    /// One paragraph: did every safe strategy hold, what broke, what only erred.
+    pub fn verdict(&self) -> String {
+        let safe: Vec<_> = self.rows.iter().filter(|r| r.safe).collect();
+        let broken: Vec<_> = safe.iter().filter(|r| r.contract_broken_rounds > 0).collect();
+        let erred: Vec<_> =
+            safe.iter().filter(|r| r.contract_broken_rounds == 0 && !r.violations.is_empty()).collect();
+        let mut out = if broken.is_empty() {
+            format!(
+                "verdict: every strategy expected to hold kept the contract in all {} measured races \
+                 (no copy too many, nobody twice, every win stored and told, every 202 settled)",
+                safe.iter().map(|r| r.rounds.len()).sum::<usize>()
+            )
+        } else {
+            let list: Vec<_> = broken
+                .iter()
+                .map(|r| format!("{} in {} ({})", r.label, r.shape, r.violations_text()))
+                .collect();
+            format!("verdict: BROKEN — {}", list.join("; "))
+        };
+        for r in erred {
+            let _ = write!(
+                out,
+                "\n  {} in {}: {} — refused, nothing written (e.g. a lock wait past its bound answers 503)",
+                r.label,
+                r.shape,
+                r.violations_text()
+            );
+        }
+        for r in self.rows.iter().filter(|r| !r.safe) {
+            let _ = write!(
+                out,
+                "\n  {} (not expected to hold here) in {}: {}",
+                r.label,
+                r.shape,
+                if r.violations.is_empty() { "held this time".to_owned() } else { r.violations_text() }
+            );
+        }
+        out
+    }
+
     /// `report.md`.
     fn markdown(&self) -> String {
         let mut md = format!(
@@ -366,6 +408,7 @@ impl Comparison {
              the clock starts.\n\n## Results\n\n",
         );
         md.push_str(&self.table());
+        let _ = writeln!(md, "\n```text\n{}\n```", self.verdict());
         md.push_str(
             "\n*Violations* are summed over every round: winners beyond the copies, a reader winning \
              twice, 5xx answers, 202s still pending after 60 s, wins told that are not in the \
