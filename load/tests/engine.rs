@@ -88,7 +88,11 @@ async fn run(address: &str, connections: usize, load: Load) -> Figures {
     let mut engine =
         Engine::connect(target, readers::numbered(1, 1000), win, vec![], connections).await.unwrap();
     let phase = Phase { load, event: None, first_reader: 0, record: true };
-    Figures::from(&engine.run(phase, &ProgressBar::hidden()).await)
+    let stats = engine.run(phase, &ProgressBar::hidden()).await;
+    if let Some(error) = &stats.first_error {
+        eprintln!("{} errors, the first: {error}", stats.errors);
+    }
+    Figures::from(&stats)
 }
 
 fn load(requests: u64) -> Load {
@@ -112,7 +116,7 @@ async fn a_server_that_closes_is_reconnected_and_the_reconnects_are_counted() {
     let (address, seen) = server(Duration::ZERO, 10).await;
     let figures = run(&address, 4, load(200)).await;
     assert_eq!(figures.requests, 200);
-    assert_eq!(figures.statuses.get(&200), Some(&200), "no request lost to a closed connection");
+    assert_eq!(figures.statuses.get(&200), Some(&200), "no request lost to a closed connection: {figures:?}");
     assert_eq!(figures.errors, 0);
     // 4 connections opened before the clock, then one more per 10 answers
     assert_eq!(seen.connections.load(Ordering::SeqCst) as u64, 4 + figures.reconnects);
