@@ -89,3 +89,47 @@ async fn compare_writes_the_table_the_json_and_charts_that_name_every_strategy()
     }
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// `--preset team`: kafka-redis-lock over 2 API + 2 worker processes at 2, 3, 5 and 7
+/// partitions (a fresh topic each), printed beside the team's published averages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_team_preset_prints_each_partition_count_beside_the_team_figures() {
+    let Some(probe) = contract::fresh_mariadb("compare_probe", 1).await else { return };
+    let _ = probe.close().await;
+    if contract::test_redis().await.is_none() || contract::test_kafka("team-probe").await.is_none() {
+        return;
+    }
+    let out = std::env::temp_dir().join(format!("nanum-team-test-{}", uuid::Uuid::new_v4().simple()));
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_nanum"))
+        .args(["compare", "--preset", "team", "--rounds", "1", "--skip-limits"])
+        .arg("--database-url")
+        .arg(contract::test_mysql_url())
+        .arg("--redis-url")
+        .arg(contract::test_redis_url())
+        .arg("--kafka-brokers")
+        .arg(contract::test_kafka_brokers())
+        .arg("--out")
+        .arg(&out)
+        .env("APP_ENV", "test")
+        .env("APP_CONFIG_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/config"))
+        .output()
+        .await
+        .expect("run nanum compare --preset team");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    println!("{stdout}");
+    let team_rows: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("The team's scenario"))
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| partitions"))
+        .collect();
+    let partitions: Vec<&str> = team_rows.iter().filter_map(|l| l.split('|').nth(1)).map(str::trim).collect();
+    assert_eq!(partitions, ["2", "3", "5", "7"], "{stdout}");
+    assert!(team_rows[0].contains("1,032 ms") && team_rows[0].contains("563 ms"), "{}", team_rows[0]);
+    assert!(team_rows[2].contains("485 ms"), "{}", team_rows[2]);
+    assert!(team_rows[3].contains("slower than 5"), "{}", team_rows[3]);
+    for row in &team_rows {
+        assert!(row.contains("| 10 / 10 | 0 |"), "every partition count held: {row}");
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}

@@ -87,8 +87,9 @@ pub struct CompareArgs {
     #[arg(long, value_delimiter = ',', default_value = "team,winners,rejections")]
     pub shapes: Vec<String>,
     /// Measured rounds per strategy and shape; the median round (by throughput) is reported.
-    #[arg(long, default_value_t = 3)]
-    pub rounds: usize,
+    /// Default 3 (10 with --preset team, whose rounds are 100 requests each).
+    #[arg(long)]
+    pub rounds: Option<usize>,
     /// How the spawned processes split the work, e.g. all=1 or api=2,worker=2.
     #[arg(long, default_value = "all=1", value_parser = |s: &str| s.parse::<Topology>())]
     pub topology: Topology,
@@ -166,8 +167,17 @@ impl CompareArgs {
             if self.partitions.is_empty() {
                 self.partitions = vec![2, 3, 5, 7];
             }
+            // A mean over 100 requests moves with every hiccup of a 2-core machine; ten
+            // rounds cost seconds.
+            self.rounds.get_or_insert(10);
         }
+        self.rounds.get_or_insert(3);
         self
+    }
+
+    /// Measured rounds (after [`CompareArgs::resolved`]).
+    fn round_count(&self) -> usize {
+        self.rounds.unwrap_or(3)
     }
 
     fn shapes(&self) -> anyhow::Result<Vec<Shape>> {
@@ -240,7 +250,7 @@ pub fn expected_safe(strategy: StrategyName, topology: Topology) -> bool {
 /// contract.
 pub async fn run(args: CompareArgs, tools: &Tools) -> anyhow::Result<()> {
     let args = args.resolved();
-    anyhow::ensure!(args.rounds > 0, "--rounds must be at least 1");
+    anyhow::ensure!(args.round_count() > 0, "--rounds must be at least 1");
     let shapes = args.shapes()?;
     let database_url = args.database_url.clone().unwrap_or_else(|| tools.database_url.clone());
     let redis_url = args.redis_url.clone().unwrap_or_else(|| tools.redis_url.clone());
@@ -260,7 +270,7 @@ pub async fn run(args: CompareArgs, tools: &Tools) -> anyhow::Result<()> {
 
     let mut comparison = Comparison::new(&args, &backends, &shapes, skipped);
     eprintln!("{}", comparison.preamble(&variants));
-    let progress = progress_bar(&variants, &shapes, args.rounds, !args.skip_limits);
+    let progress = progress_bar(&variants, &shapes, args.round_count(), !args.skip_limits);
 
     let started = std::time::Instant::now();
     if !args.skip_limits {
@@ -343,13 +353,13 @@ async fn measure_limits(
     let deployment =
         Deployment::start(&spec, backends).await.context("starting servers for the HTTP ceiling")?;
     for shape in shapes {
-        let rounds = limits::http_ceiling(&deployment, shape, args.rounds, progress).await;
+        let rounds = limits::http_ceiling(&deployment, shape, args.round_count(), progress).await;
         limits.push(LimitResult::new("http-ceiling", shape, rounds?));
     }
     deployment.remove().await;
     progress.set_message("hot-row SQL");
     for shape in shapes {
-        let rounds = limits::hot_row_sql(&backends.database, shape, args.rounds, progress).await?;
+        let rounds = limits::hot_row_sql(&backends.database, shape, args.round_count(), progress).await?;
         limits.push(LimitResult::new("hot-row-sql", shape, rounds));
     }
     for limit in &limits {
@@ -418,8 +428,8 @@ async fn race_shape(
     let warm_load = Load { requests: Some(shape.requests.min(2 * shape.concurrency as u64)), ..load };
     let phase = Phase { load: warm_load, event: Some(warm_up), first_reader: 0, record: false };
     engine.run(phase, &ProgressBar::hidden()).await;
-    let mut rounds = Vec::with_capacity(args.rounds);
-    for _ in 0..args.rounds {
+    let mut rounds = Vec::with_capacity(args.round_count());
+    for _ in 0..args.round_count() {
         let event = deployment.open_event(shape.copies).await?;
         let stats =
             engine.run(Phase { load, event: Some(event), first_reader: 0, record: true }, progress).await;
@@ -511,6 +521,10 @@ mod tests {
         );
         let team = args("--preset team");
         assert_eq!(team.topology, Topology::TEAM);
+        assert_eq!(
+            (team.round_count(), args("").round_count(), args("--preset team --rounds 2").round_count()),
+            (10, 3, 2)
+        );
         assert_eq!(team.shapes().unwrap(), [SHAPES[0]]);
         // a strategy the backends cannot run is left out (and reported as skipped)
         assert!(args("--strategies redis-lock").variants(&sqlite_only).is_empty());

@@ -232,7 +232,7 @@ impl Comparison {
             redis: backends.redis.is_some(),
             kafka: backends.kafka.is_some(),
             topology: args.topology.to_string(),
-            rounds: args.rounds,
+            rounds: args.round_count(),
             settings: args.set.clone(),
             shapes: shapes.iter().map(ShapeInfo::from).collect(),
             limits: Vec::new(),

@@ -18,10 +18,10 @@ pub const PUBLISHED: [(u32, &str); 4] = [
 /// The team table: one line per partition count that ran.
 pub fn table(c: &Comparison) -> String {
     let mut out = format!(
-        "The team's scenario on this machine ({} logical cores, {} build; {}):\n\n\
-         | partitions | mean latency | p50 | p99 | max | winners / copies | violations | the team's average |\n\
-         |---:|---:|---:|---:|---:|---|---|---|\n",
-        c.machine.cores, c.machine.build, c.topology
+        "The team's scenario on this machine ({} logical cores, {} build; {}; {} round(s) per partition count):\n\n\
+         | partitions | mean latency | round means | p50 / p99 / max (median round) | winners / copies | violations | the team's average |\n\
+         |---:|---:|---:|---:|---|---|---|\n",
+        c.machine.cores, c.machine.build, c.topology, c.rounds
     );
     let mut rows: Vec<_> =
         c.rows.iter().filter(|r| r.shape == "team" && r.strategy == "kafka-redis-lock").collect();
@@ -29,12 +29,16 @@ pub fn table(c: &Comparison) -> String {
     for row in rows {
         let published =
             PUBLISHED.iter().find(|(p, _)| Some(*p) == row.partitions).map_or("—", |(_, text)| text);
+        let means = row.rounds.iter().map(|r| r.figures.mean_ms);
+        let (low, high) = means.fold((f64::MAX, 0f64), |(lo, hi), m| (lo.min(m), hi.max(m)));
         let m = &row.median;
         let _ = writeln!(
             out,
-            "| {} | {} ms | {} ms | {} ms | {} ms | {} / {} | {} | {published} |",
+            "| {} | **{} ms** | {}–{} ms | {} / {} / {} ms | {} / {} | {} | {published} |",
             row.partitions.map_or("configured".to_owned(), |p| p.to_string()),
             num(row.mean_ms()),
+            num(low),
+            num(high),
             num(m.p50_ms),
             num(m.p99_ms),
             num(m.max_ms),
@@ -44,7 +48,8 @@ pub fn table(c: &Comparison) -> String {
         );
     }
     out.push_str(
-        "\nMean latency is over every measured round's requests (p50/p99/max: the median round). \
+        "\nMean latency is over every measured round's requests (each round is a fresh event raced \
+         by 100 readers at once); round means show how much one round moves. \
          The team measured on AWS instances over a network; these are loopback processes on one \
          machine, so compare the shape of the curve across partition counts, not the absolute \
          figures.\n",
