@@ -164,14 +164,17 @@ struct Shared {
 /// hyper's half of a connection: it reads and writes the socket when polled.
 type Driver = Connection<TokioIo<TcpStream>, Full<Bytes>>;
 
+/// The sending half and the driver of one open connection.
+type Link = (SendRequest<Full<Bytes>>, Pin<Box<Driver>>);
+
 /// One keep-alive connection, driven by the task that sends on it: no second task and no
 /// cross-thread wake-up per request (that hop alone cost a quarter of wrk's rate).
 struct Conn {
     authority: String,
-    link: Option<(SendRequest<Full<Bytes>>, Pin<Box<Driver>>)>,
+    link: Option<Link>,
 }
 
-async fn open(authority: &str) -> anyhow::Result<(SendRequest<Full<Bytes>>, Pin<Box<Driver>>)> {
+async fn open(authority: &str) -> anyhow::Result<Link> {
     let stream = TcpStream::connect(authority).await.with_context(|| format!("connect {authority}"))?;
     // Small request/response pairs: Nagle would add delayed-ACK stalls to every one.
     stream.set_nodelay(true)?;
