@@ -62,7 +62,8 @@ pub async fn http_ceiling(
 }
 
 /// The hot-row loop on a fresh database of the comparison's kind: per round a fresh event
-/// of the shape's copies, the shape's request count spread over `c` connections, reader
+/// of the shape's copies, the shape's request count from `c` tasks over `c` connections
+/// (one on SQLite), reader
 /// `i` applying once. Outcomes are counted as the HTTP path would answer them (201 won,
 /// 409 sold out or already applied), so the figures read like the strategies'.
 ///
@@ -77,11 +78,20 @@ pub async fn hot_row_sql(
 ) -> anyhow::Result<Vec<Figures>> {
     let fresh = FreshDatabase::create(database, "compare").await?;
     let result = async {
-        let pool = u32::try_from(shape.concurrency).unwrap_or(u32::MAX);
+        // SQLite has one writer: its best is one connection running the statements back to
+        // back (more only busy-wait on the file lock, measured at a fifth of that).
+        let pool = match database {
+            Database::Sqlite => 1,
+            Database::MariaDb(_) => u32::try_from(shape.concurrency).unwrap_or(u32::MAX),
+        };
         let db = fresh.connect(pool).await?;
+        if *database == Database::Sqlite {
+            // as nanum opens SQLite (src/db.rs): a commit appends to the WAL, no journal copy
+            db.execute_unprepared("PRAGMA journal_mode=WAL").await?;
+        }
         contract::migrate(&db).await.context("creating the race tables")?;
         // Open every connection before the clock starts, as the HTTP runs do.
-        futures::future::join_all((0..shape.concurrency).map(|_| db.execute_unprepared("SELECT 1"))).await;
+        futures::future::join_all((0..pool).map(|_| db.execute_unprepared("SELECT 1"))).await;
         let warm_up = contract::fresh_event(&db, i32::try_from(shape.copies).unwrap_or(i32::MAX)).await?;
         let warm = Shape { requests: shape.requests.min(2 * shape.concurrency as u64), ..*shape };
         sql_round(&db, warm_up, &warm, &ProgressBar::hidden()).await?;
