@@ -293,9 +293,19 @@ async fn against_url(args: &LoadtestArgs, tools: &Tools) -> anyhow::Result<LoadR
     }
     let win = WinRule::new(&args.win_status, &args.win_json)?;
     let label = args.label.clone().unwrap_or_else(|| format!("{} {url}", target.method));
-    let figures =
-        measure(args, target.clone(), readers, win.clone(), requests, args.event, args.event, Vec::new())
-            .await?;
+    let figures = measure(
+        args,
+        Plan {
+            target: target.clone(),
+            readers,
+            win: win.clone(),
+            keep: Vec::new(),
+            requests,
+            event: args.event,
+            warm_event: args.event,
+        },
+    )
+    .await?;
     Ok(LoadReport {
         label,
         target: format!("{} {url}", target.method),
@@ -353,7 +363,7 @@ async fn spawned(args: &LoadtestArgs, tools: &Tools, topology: Topology) -> anyh
         let statuses = if args.win_status.is_empty() && args.win_json.is_empty() { vec![201] } else { args.win_status.clone() };
         let win = WinRule::new(&statuses, &args.win_json)?;
         let stats =
-            measure(args, target.clone(), readers, win.clone(), requests, Some(event), warm_event, vec![202]).await?;
+            measure(args, Plan { target: target.clone(), readers, win: win.clone(), keep: vec![202], requests, event: Some(event), warm_event }).await?;
         let check = if nanum_race { Some(deployment.check(event, args.copies, &stats).await?) } else { None };
         anyhow::Ok(LoadReport {
             label: args.label.clone().unwrap_or_else(|| format!("{} ({topology})", args.strategy)),
@@ -378,18 +388,21 @@ async fn spawned(args: &LoadtestArgs, tools: &Tools, topology: Topology) -> anyh
     Ok(report)
 }
 
-/// Connects, warms up, measures.
-#[allow(clippy::too_many_arguments)]
-async fn measure(
-    args: &LoadtestArgs,
+/// What one measurement sends, and what `{event}` stands for in the warm-up and after.
+struct Plan {
     target: Target,
     readers: Vec<Reader>,
     win: WinRule,
+    /// Statuses whose answers are kept (nanum's 202s, to settle them).
+    keep: Vec<u16>,
     requests: Option<u64>,
     event: Option<i64>,
     warm_event: Option<i64>,
-    keep: Vec<u16>,
-) -> anyhow::Result<crate::engine::Stats> {
+}
+
+/// Connects, warms up, measures.
+async fn measure(args: &LoadtestArgs, plan: Plan) -> anyhow::Result<crate::engine::Stats> {
+    let Plan { target, readers, win, keep, requests, event, warm_event } = plan;
     let readers_count = readers.len();
     let mut engine = Engine::connect(target, readers, win, keep, args.concurrency).await?;
     let load = Load { requests, duration: args.duration, rate: args.rate, timeout: args.timeout };
