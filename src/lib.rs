@@ -7,6 +7,7 @@
 //! - [`startup`]: [`startup::Application`] — connect, migrate, bootstrap the admin, build the
 //!   strategy, bind (port 0 in tests), serve until a signal.
 //! - [`routes`]: the HTTP contract of API.md, one file per resource.
+//! - [`event_cache`]: events by id in memory (they never change once created).
 //! - [`error`]: [`error::ApiError`], one variant per status and error code.
 //! - [`auth`]: argon2id passwords, HS256 tokens, the `AuthUser` extractor, login throttle.
 //! - [`db`], [`migration`], [`entities`]: database access; the race tables themselves are
@@ -26,6 +27,7 @@ pub mod configuration;
 pub mod db;
 pub mod entities;
 pub mod error;
+pub mod event_cache;
 pub mod migration;
 pub mod routes;
 pub mod search;

@@ -13,6 +13,7 @@ use crate::{
     auth::{LoginThrottle, PasswordService, TokenService, bootstrap_admin},
     configuration::Settings,
     db,
+    event_cache::EventCache,
     migration::Migrator,
     routes,
     search::{
@@ -40,6 +41,8 @@ pub struct AppState {
     pub logins: LoginThrottle,
     /// The catalogue's search index (its sync task runs beside the server).
     pub search: Arc<SearchIndex>,
+    /// Events by id (immutable once created).
+    pub events: EventCache,
 }
 
 /// A built, bound, not yet running server.
@@ -107,6 +110,7 @@ impl Application {
             settings,
             passwords,
             search,
+            events: EventCache::default(),
         });
         let mut server =
             HttpServer::new(move || App::new().app_data(state.clone()).configure(routes::configure))

@@ -65,8 +65,14 @@ impl EventBody {
     }
 }
 
+/// The event (from the cache after its first read: events never change once created).
 pub(crate) async fn find(state: &AppState, id: i64) -> Result<event::Model, ApiError> {
-    event::Entity::find_by_id(id).one(&state.db).await?.ok_or(ApiError::NotFound("event"))
+    if let Some(event) = state.events.get(id) {
+        return Ok(event);
+    }
+    let event = event::Entity::find_by_id(id).one(&state.db).await?.ok_or(ApiError::NotFound("event"))?;
+    state.events.put(&event);
+    Ok(event)
 }
 
 async fn body(state: &AppState, e: event::Model) -> Result<EventBody, ApiError> {

@@ -6,7 +6,7 @@
 //! strings, and serde's internally tagged enums buffer them without the string→number
 //! coercion the `config` crate does for plain structs.
 
-use std::{fmt, str::FromStr, sync::Arc, time::Duration};
+use std::{fmt, str::FromStr, sync::Arc};
 
 use sea_orm::DatabaseConnection;
 use serde::{Deserialize, Serialize};
@@ -21,6 +21,7 @@ use crate::{
     pessimistic::pessimistic,
     redis_atomic::RedisAtomic,
     redis_lock::{RedisLock, RedisLockConfig},
+    sold_out::{Shortcut, SoldOutBook},
 };
 
 /// Every strategy, as written in configuration (the spelling lives in the registry below).
@@ -153,9 +154,8 @@ impl Default for OptimisticConfig {
 }
 
 impl OptimisticConfig {
-    pub(crate) fn backoff(&self, attempt: u32) -> Duration {
-        let cap = self.max_backoff_ms.min(self.base_backoff_ms.saturating_mul(1 << attempt.min(16)));
-        Duration::from_micros(rand::random_range(0..=cap.max(1) * 1000))
+    pub(crate) fn backoff(&self) -> crate::backoff::Backoff {
+        crate::backoff::Backoff::from_millis(self.base_backoff_ms, self.max_backoff_ms)
     }
 }
 
@@ -174,6 +174,11 @@ pub struct ConcurrencyConfig {
     /// round-robin partitions race — the bug the team hit.
     #[serde(default = "yes")]
     pub kafka_lock: bool,
+    /// Answer `sold_out` / `already_applied` from memory once this instance has read a
+    /// committed `remaining = 0` (stock never goes back up). Off, every request runs the
+    /// strategy — the pure lock comparison.
+    #[serde(default = "yes")]
+    pub sold_out_shortcut: bool,
 }
 
 fn yes() -> bool {
@@ -187,6 +192,7 @@ impl Default for ConcurrencyConfig {
             optimistic: OptimisticConfig::default(),
             redis_lock: RedisLockConfig::default(),
             kafka_lock: true,
+            sold_out_shortcut: true,
         }
     }
 }
@@ -261,18 +267,17 @@ pub async fn build_strategy(
             setting: "redis.url (APP__REDIS__URL), e.g. redis://127.0.0.1:6379",
         })
     };
+    let book = config.sold_out_shortcut.then(|| Arc::new(SoldOutBook::new(db.clone())));
     let strategy: Arc<dyn ConcurrencyStrategy> = match config.strategy {
         StrategyName::None => Arc::new(no_control(db)),
-        StrategyName::AppMutex => Arc::new(AppMutex::new(db)),
+        StrategyName::AppMutex => Arc::new(AppMutex::new(db, book.clone())),
         StrategyName::PessimisticLock => Arc::new(pessimistic(db)),
         StrategyName::OptimisticLock => Arc::new(Optimistic::new(db, config.optimistic.clone())),
         StrategyName::DbAtomic => Arc::new(db_atomic(db)),
-        StrategyName::RedisLock => Arc::new(RedisLock::new(
-            db,
-            need_redis(StrategyName::RedisLock)?,
-            redis_prefix,
-            config.redis_lock.clone(),
-        )),
+        StrategyName::RedisLock => Arc::new(
+            RedisLock::new(db, need_redis(StrategyName::RedisLock)?, redis_prefix, config.redis_lock.clone())
+                .with_sold_out(book.clone()),
+        ),
         StrategyName::RedisAtomic => {
             Arc::new(RedisAtomic::new(db, need_redis(StrategyName::RedisAtomic)?, redis_prefix))
         }
@@ -298,7 +303,10 @@ pub async fn build_strategy(
             Arc::new(strategy)
         }
     };
-    Ok(strategy)
+    Ok(match book {
+        Some(book) => Arc::new(Shortcut::new(strategy, book)),
+        None => strategy,
+    })
 }
 
 #[cfg(test)]

@@ -37,7 +37,7 @@ impl ConcurrencyStrategy for Optimistic {
                 Attempt::Done(outcome) => return Ok(outcome),
                 Attempt::Conflict | Attempt::Fenced => {
                     tracing::trace!(attempt, event_id = request.event_id, "version moved; retrying");
-                    tokio::time::sleep(self.config.backoff(attempt)).await;
+                    self.config.backoff().sleep(attempt).await;
                 }
             }
         }

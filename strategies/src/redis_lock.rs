@@ -2,6 +2,9 @@
 //!
 //! - Acquire: one Lua script does `SET lock <holder> NX PX ttl` and, only when that
 //!   succeeds, `INCR fence` — so fencing tokens increase in acquisition order.
+//! - Queue: requests of one process for one event queue in-process first (FIFO), so only
+//!   the head polls Redis and the next starts as soon as the head is done; the head asks the
+//!   sold-out shortcut before it takes the lock, so losers never queue on Redis at all.
 //! - Wait: a failed acquire sleeps with full-jitter exponential backoff (no hammering) and
 //!   gives up after `max_wait_ms` with [`StrategyError::LockTimeout`] (HTTP 503).
 //! - Fencing: the critical section's first statement writes the token into the stock row
@@ -10,7 +13,10 @@
 //! - Release: after the transaction commits, a Lua compare-and-delete frees the lock only
 //!   if it still holds this holder's value, so a late holder never frees someone else's.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use async_trait::async_trait;
 use deadpool_redis::{Pool, redis::Script};
@@ -18,9 +24,12 @@ use sea_orm::DatabaseConnection;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    ApplyOutcome, ApplyRequest, ConcurrencyStrategy, StrategyError, StrategyName,
+    ApplyOutcome,
+    backoff::Backoff,
+    event_locks::EventLocks, ApplyRequest, ConcurrencyStrategy, StrategyError, StrategyName,
     redis_pool::unavailable,
     section::{self, Attempt, Gate},
+    sold_out::SoldOutBook,
 };
 
 const ACQUIRE: &str = r"
@@ -79,12 +88,23 @@ pub struct RedisLock {
     redis: Pool,
     prefix: String,
     config: RedisLockConfig,
+    /// Requests of this process queue here first: only the head of each event's queue
+    /// polls Redis, and the next one starts the moment the head is done.
+    local: EventLocks,
+    /// The sold-out shortcut, asked again at the head of the queue.
+    sold_out: Option<Arc<SoldOutBook>>,
 }
 
 impl RedisLock {
     /// A strategy using keys under `prefix` (one prefix per database).
     pub fn new(db: DatabaseConnection, redis: Pool, prefix: String, config: RedisLockConfig) -> Self {
-        Self { db, redis, prefix, config }
+        Self { db, redis, prefix, config, local: EventLocks::default(), sold_out: None }
+    }
+
+    /// Asks `book` at the head of the local queue, before taking the lock.
+    pub(crate) fn with_sold_out(mut self, book: Option<Arc<SoldOutBook>>) -> Self {
+        self.sold_out = book;
+        self
     }
 
     fn keys(&self, event_id: i64) -> (String, String) {
@@ -118,6 +138,7 @@ impl RedisLock {
     pub async fn acquire(&self, event_id: i64) -> Result<Lease, StrategyError> {
         let started = Instant::now();
         let max_wait = Duration::from_millis(self.config.max_wait_ms);
+        let backoff = Backoff::from_millis(self.config.base_backoff_ms, self.config.max_backoff_ms);
         let mut attempt: u32 = 0;
         loop {
             if let Some(lease) = self.try_acquire(event_id).await? {
@@ -126,8 +147,7 @@ impl RedisLock {
             if started.elapsed() >= max_wait {
                 return Err(StrategyError::LockTimeout { waited_ms: self.config.max_wait_ms });
             }
-            let cap = self.config.max_backoff_ms.min(self.config.base_backoff_ms << attempt.min(16)).max(1);
-            tokio::time::sleep(Duration::from_micros(rand::random_range(0..=cap * 1000))).await;
+            backoff.sleep(attempt).await;
             attempt += 1;
         }
     }
@@ -164,7 +184,7 @@ impl RedisLock {
     /// After a fenced-out section while still holding the lock, the fence counter must be
     /// behind the database (Redis restarted without its data): raise it past the stored
     /// token so the next acquisition can write.
-    async fn repair_fence(&self, lease: &Lease) -> Result<(), StrategyError> {
+    pub(crate) async fn repair_fence(&self, lease: &Lease) -> Result<(), StrategyError> {
         let (lock, fence) = self.keys(lease.event_id);
         let mut conn = self.redis.get().await.map_err(unavailable)?;
         let still_ours: Option<String> =
@@ -189,6 +209,12 @@ impl ConcurrencyStrategy for RedisLock {
     }
 
     async fn apply(&self, request: &ApplyRequest) -> Result<ApplyOutcome, StrategyError> {
+        let _turn = self.local.lock(request.event_id).await;
+        if let Some(book) = &self.sold_out
+            && let Some(outcome) = book.answer(request).await?
+        {
+            return Ok(outcome);
+        }
         // A fenced-out section wrote nothing, so it is safe to take the lock again; the
         // loop is bounded because each round either answers or takes a newer token.
         for _ in 0..8 {

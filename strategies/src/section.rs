@@ -10,7 +10,9 @@ use sea_orm::{
 
 use crate::{
     ApplyOutcome, ApplyRequest, StrategyError,
+    backoff::Backoff,
     dberr::{is_transient, is_unique_violation},
+    kafka::store::placeholders,
     schema::stmt,
 };
 
@@ -76,6 +78,11 @@ pub(crate) async fn run(db: &DatabaseConnection, req: &ApplyRequest, gate: Gate)
     Ok(attempt)
 }
 
+/// The section's steps, in as few statements as the gate allows while the row is held:
+/// a winner costs the stock read (none for the atomic gate), the decrement and the insert;
+/// the duplicate check runs only on the losing path, because for a winner the unique index
+/// on `(event_id, user_id)` is that check (a reader who already holds a copy fails the
+/// insert, and the rollback returns the decrement).
 pub(crate) async fn steps(
     tx: &DatabaseTransaction,
     backend: DbBackend,
@@ -90,29 +97,26 @@ pub(crate) async fn steps(
         let res = tx.execute_raw(stmt(backend, sql, vec![token.into(), event.into(), token.into()])).await?;
         fenced_out = res.rows_affected() == 0;
     }
-    // 1. read the stock (locking it for the pessimistic gate)
-    let lock = if gate == Gate::ForUpdate && backend == DbBackend::MySql { " FOR UPDATE" } else { "" };
-    let sql = format!("SELECT remaining, version FROM event_stock WHERE event_id = ?{lock}");
-    let Some(row) = tx.query_one_raw(stmt(backend, &sql, vec![event.into()])).await? else {
-        return Err(DbErr::RecordNotFound(format!("event_stock {event}")));
-    };
-    if fenced_out {
-        return Ok(Attempt::Fenced);
-    }
-    let remaining: i32 = row.try_get_by_index(0)?;
-    let version: i64 = row.try_get_by_index(1)?;
-
-    // 2. reject a duplicate (the unique index catches the concurrent twin below)
-    let sql = "SELECT id FROM applications WHERE event_id = ? AND user_id = ?";
-    if tx.query_one_raw(stmt(backend, sql, vec![event.into(), req.user_id.into()])).await?.is_some() {
-        return Ok(Attempt::Done(ApplyOutcome::AlreadyApplied));
-    }
-
-    // 3. take a copy, as the gate says
-    let (sql, values) = match gate {
-        Gate::ReadModifyWrite | Gate::ForUpdate | Gate::Versioned | Gate::Fenced(_) if remaining <= 0 => {
-            return Ok(Attempt::Done(ApplyOutcome::SoldOut));
+    // 1. read the stock (locking it for the pessimistic gate); the atomic gate needs no read
+    let (remaining, version) = if gate == Gate::Atomic {
+        (1, 0)
+    } else {
+        let lock = if gate == Gate::ForUpdate && backend == DbBackend::MySql { " FOR UPDATE" } else { "" };
+        let sql = format!("SELECT remaining, version FROM event_stock WHERE event_id = ?{lock}");
+        let Some(row) = tx.query_one_raw(stmt(backend, &sql, vec![event.into()])).await? else {
+            return Err(DbErr::RecordNotFound(format!("event_stock {event}")));
+        };
+        if fenced_out {
+            return Ok(Attempt::Fenced);
         }
+        (row.try_get_by_index::<i32>(0)?, row.try_get_by_index::<i64>(1)?)
+    };
+    if remaining <= 0 {
+        return Ok(Attempt::Done(losing_answer(tx, backend, req).await?));
+    }
+
+    // 2. take a copy, as the gate says
+    let (sql, values) = match gate {
         Gate::ReadModifyWrite | Gate::ForUpdate | Gate::Fenced(_) => (
             "UPDATE event_stock SET remaining = ?, version = version + 1 WHERE event_id = ?",
             vec![(remaining - 1).into(), event.into()],
@@ -131,11 +135,20 @@ pub(crate) async fn steps(
     if tx.execute_raw(stmt(backend, sql, values)).await?.rows_affected() == 0 {
         return Ok(match gate {
             Gate::Versioned => Attempt::Conflict,
+            Gate::Atomic => {
+                // sold out, or no such event: tell them apart only now, off the hot path
+                let sql = "SELECT 1 FROM event_stock WHERE event_id = ?";
+                if tx.query_one_raw(stmt(backend, sql, vec![event.into()])).await?.is_none() {
+                    return Err(DbErr::RecordNotFound(format!("event_stock {event}")));
+                }
+                Attempt::Done(losing_answer(tx, backend, req).await?)
+            }
             _ => Attempt::Done(ApplyOutcome::SoldOut),
         });
     }
 
-    // 4. record the winner; a concurrent twin of this reader loses on the unique index
+    // 3. record the winner; a reader who already holds a copy (or a concurrent twin) fails
+    //    on the unique index, and the caller's rollback returns the copy
     let sql = "INSERT INTO applications (event_id, user_id, request_id, status, created_at) \
                VALUES (?, ?, ?, 'won', ?)";
     let values = vec![event.into(), req.user_id.into(), req.request_id.clone().into(), Utc::now().into()];
@@ -149,9 +162,124 @@ pub(crate) async fn steps(
     }
 }
 
+/// No copy for this request: `already_applied` when the reader holds one, else `sold_out`.
+async fn losing_answer(tx: &DatabaseTransaction, backend: DbBackend, req: &ApplyRequest) -> Result<ApplyOutcome, DbErr> {
+    let sql = "SELECT id FROM applications WHERE event_id = ? AND user_id = ?";
+    let holds = tx.query_one_raw(stmt(backend, sql, vec![req.event_id.into(), req.user_id.into()])).await?;
+    Ok(if holds.is_some() { ApplyOutcome::AlreadyApplied } else { ApplyOutcome::SoldOut })
+}
+
+/// What one batch of the section produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum BatchAttempt {
+    /// One outcome per applicant, in their order.
+    Done(Vec<ApplyOutcome>),
+    /// Fenced gate only: a newer lock holder already wrote; nothing was written.
+    Fenced,
+}
+
+/// The section for several applications to one event in one pass, decided in the order
+/// given: the same steps as [`steps`] — fence, read the stock, reject readers who already
+/// hold a copy, decrement, record the winners — but one statement per step for the whole
+/// batch instead of one per application.
+///
+/// For a consumer that owns its partition (its log order *is* the serialisation): the stock
+/// is read and written back, so only [`Gate::ReadModifyWrite`] under partition ownership,
+/// [`Gate::Fenced`] under the lock, or [`Gate::ForUpdate`] are correct here.
+pub(crate) async fn steps_batch(
+    tx: &DatabaseTransaction,
+    backend: DbBackend,
+    event: i64,
+    applicants: &[(i64, &str)],
+    gate: Gate,
+) -> Result<BatchAttempt, DbErr> {
+    let mut fenced_out = false;
+    if let Gate::Fenced(token) = gate {
+        let sql = "UPDATE event_stock SET fence_token = ? WHERE event_id = ? AND fence_token < ?";
+        let res = tx.execute_raw(stmt(backend, sql, vec![token.into(), event.into(), token.into()])).await?;
+        fenced_out = res.rows_affected() == 0;
+    }
+    let lock = if gate == Gate::ForUpdate && backend == DbBackend::MySql { " FOR UPDATE" } else { "" };
+    let sql = format!("SELECT remaining FROM event_stock WHERE event_id = ?{lock}");
+    let Some(row) = tx.query_one_raw(stmt(backend, &sql, vec![event.into()])).await? else {
+        return Err(DbErr::RecordNotFound(format!("event_stock {event}")));
+    };
+    if fenced_out {
+        return Ok(BatchAttempt::Fenced);
+    }
+    let remaining: i32 = row.try_get_by_index(0)?;
+
+    // readers of this batch who already hold a copy
+    let sql = format!(
+        "SELECT user_id FROM applications WHERE event_id = ? AND user_id IN ({})",
+        placeholders(applicants.len())
+    );
+    let values = std::iter::once(event.into()).chain(applicants.iter().map(|(user, _)| (*user).into())).collect();
+    let mut holders = std::collections::HashSet::new();
+    for row in tx.query_all_raw(stmt(backend, &sql, values)).await? {
+        holders.insert(row.try_get_by_index::<i64>(0)?);
+    }
+
+    // decide in order
+    let mut left = remaining;
+    let mut winners = Vec::new();
+    let mut outcomes: Vec<ApplyOutcome> = applicants
+        .iter()
+        .enumerate()
+        .map(|(i, (user, _))| {
+            if holders.contains(user) {
+                ApplyOutcome::AlreadyApplied
+            } else if left <= 0 {
+                ApplyOutcome::SoldOut
+            } else {
+                left -= 1;
+                holders.insert(*user);
+                winners.push(i);
+                ApplyOutcome::Won { application_id: 0 } // the id is filled in below
+            }
+        })
+        .collect();
+    if winners.is_empty() {
+        return Ok(BatchAttempt::Done(outcomes));
+    }
+
+    let taken = i64::try_from(winners.len()).unwrap_or(i64::MAX);
+    let sql = "UPDATE event_stock SET remaining = ?, version = version + ? WHERE event_id = ?";
+    tx.execute_raw(stmt(backend, sql, vec![left.into(), taken.into(), event.into()])).await?;
+    // One multi-row insert; a concurrent twin of a reader fails it on the unique index and
+    // the caller runs the batch again (then the twin is seen above).
+    let rows = vec!["(?, ?, ?, 'won', ?)"; winners.len()].join(", ");
+    let sql = format!("INSERT INTO applications (event_id, user_id, request_id, status, created_at) VALUES {rows}");
+    let now = Utc::now();
+    let mut values = Vec::with_capacity(winners.len() * 4);
+    for &i in &winners {
+        let (user, request_id) = applicants[i];
+        values.extend([event.into(), user.into(), request_id.into(), now.into()]);
+    }
+    tx.execute_raw(stmt(backend, &sql, values)).await?;
+    // the ids, which order the winners (multi-row insert ids are not portable to read back)
+    let sql = format!(
+        "SELECT user_id, id FROM applications WHERE event_id = ? AND user_id IN ({})",
+        placeholders(winners.len())
+    );
+    let values = std::iter::once(event.into()).chain(winners.iter().map(|&i| applicants[i].0.into())).collect();
+    let mut ids = std::collections::HashMap::new();
+    for row in tx.query_all_raw(stmt(backend, &sql, values)).await? {
+        ids.insert(row.try_get_by_index::<i64>(0)?, row.try_get_by_index::<i64>(1)?);
+    }
+    for &i in &winners {
+        let id = ids.get(&applicants[i].0).copied().ok_or_else(|| {
+            DbErr::Custom(format!("the application just stored for user {} is missing", applicants[i].0))
+        })?;
+        outcomes[i] = ApplyOutcome::Won { application_id: id };
+    }
+    Ok(BatchAttempt::Done(outcomes))
+}
+
 /// Deadlock victims, lock-wait timeouts and SQLite busy errors roll the whole transaction
 /// back, so the section is simply run again, a bounded number of times.
 const TRANSIENT_RETRIES: u32 = 8;
+const TRANSIENT_BACKOFF: Backoff = Backoff::from_millis(1, 64);
 
 /// Runs the section, retrying transient failures, and maps errors to [`StrategyError`].
 pub(crate) async fn run_retrying(
@@ -167,8 +295,7 @@ pub(crate) async fn run_retrying(
             Err(e) if is_transient(&e) && tries < TRANSIENT_RETRIES => {
                 tries += 1;
                 tracing::debug!(error = %e, tries, "transient database error; retrying the section");
-                let jitter = rand::random_range(0..=(1u64 << tries.min(6)));
-                tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
+                TRANSIENT_BACKOFF.sleep(tries).await;
             }
             Err(e) => return Err(e.into()),
         }

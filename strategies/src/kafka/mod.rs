@@ -18,11 +18,13 @@
 //! - [`client`]: connecting with deadlines, creating/verifying topics.
 //! - [`store`]: offsets and per-request answers in the database.
 //! - `wire`: the JSON records on the two topics.
+//! - `producer`: a per-partition producer that batches what queues up during a produce.
 //! - `waiters`: requests waiting for their answer, and the results-topic listener.
-//! - `worker`: the consumer loop (exactly-once effect).
+//! - `worker`: the consumer loop (exactly-once effect, one transaction per fetched batch).
 //! - `strategy`: the [`crate::ConcurrencyStrategy`] that produces and waits.
 
 pub mod client;
+mod producer;
 pub mod store;
 mod strategy;
 mod waiters;
