@@ -19,8 +19,8 @@ use crate::{
 pub(crate) struct AppMutex {
     db: DatabaseConnection,
     locks: EventLocks,
-    /// The sold-out shortcut, asked again after the queue (the event may have sold out
-    /// while this request waited).
+    /// The sold-out shortcut, asked again by the section after the queue (the event may
+    /// have sold out while this request waited).
     sold_out: Option<Arc<SoldOutBook>>,
 }
 
@@ -38,11 +38,6 @@ impl ConcurrencyStrategy for AppMutex {
 
     async fn apply(&self, request: &ApplyRequest) -> Result<ApplyOutcome, StrategyError> {
         let _turn = self.locks.lock(request.event_id).await;
-        if let Some(book) = &self.sold_out
-            && let Some(outcome) = book.answer(request).await?
-        {
-            return Ok(outcome);
-        }
-        section::run_once(&self.db, request, Gate::ReadModifyWrite).await
+        section::run_once(&self.db, self.sold_out.as_deref(), request, Gate::ReadModifyWrite).await
     }
 }

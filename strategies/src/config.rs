@@ -269,11 +269,14 @@ pub async fn build_strategy(
     };
     let book = config.sold_out_shortcut.then(|| Arc::new(SoldOutBook::new(db.clone())));
     let strategy: Arc<dyn ConcurrencyStrategy> = match config.strategy {
-        StrategyName::None => Arc::new(no_control(db)),
+        // `none` shows the race: no shortcut inside its section either
+        StrategyName::None => Arc::new(no_control(db, None)),
         StrategyName::AppMutex => Arc::new(AppMutex::new(db, book.clone())),
-        StrategyName::PessimisticLock => Arc::new(pessimistic(db)),
-        StrategyName::OptimisticLock => Arc::new(Optimistic::new(db, config.optimistic.clone())),
-        StrategyName::DbAtomic => Arc::new(db_atomic(db)),
+        StrategyName::PessimisticLock => Arc::new(pessimistic(db, book.clone())),
+        StrategyName::OptimisticLock => {
+            Arc::new(Optimistic::new(db, config.optimistic.clone(), book.clone()))
+        }
+        StrategyName::DbAtomic => Arc::new(db_atomic(db, book.clone())),
         StrategyName::RedisLock => Arc::new(
             RedisLock::new(db, need_redis(StrategyName::RedisLock)?, redis_prefix, config.redis_lock.clone())
                 .with_sold_out(book.clone()),

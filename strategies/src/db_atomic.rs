@@ -10,6 +10,6 @@ use crate::{
 };
 
 /// Conditional decrement.
-pub(crate) fn db_atomic(db: DatabaseConnection) -> Gated {
-    Gated::new(StrategyName::DbAtomic, Gate::Atomic, db)
+pub(crate) fn db_atomic(db: DatabaseConnection, book: Option<std::sync::Arc<crate::sold_out::SoldOutBook>>) -> Gated {
+    Gated::new(StrategyName::DbAtomic, Gate::Atomic, db, book)
 }

@@ -175,7 +175,7 @@ impl RedisLock {
         lease: &Lease,
         request: &ApplyRequest,
     ) -> Result<Option<ApplyOutcome>, StrategyError> {
-        match section::run_retrying(&self.db, request, Gate::Fenced(lease.token)).await? {
+        match section::run_retrying(&self.db, self.sold_out.as_deref(), request, Gate::Fenced(lease.token)).await? {
             Attempt::Done(outcome) => Ok(Some(outcome)),
             Attempt::Fenced | Attempt::Conflict => Ok(None),
         }
@@ -210,9 +210,7 @@ impl ConcurrencyStrategy for RedisLock {
 
     async fn apply(&self, request: &ApplyRequest) -> Result<ApplyOutcome, StrategyError> {
         let _turn = self.local.lock(request.event_id).await;
-        if let Some(book) = &self.sold_out
-            && let Some(outcome) = book.answer(request).await?
-        {
+        if let Some(outcome) = self.sold_out.as_deref().and_then(|b| b.answer_from_memory(request)) {
             return Ok(outcome);
         }
         // A fenced-out section wrote nothing, so it is safe to take the lock again; the

@@ -14,6 +14,7 @@ use crate::{
     dberr::{is_transient, is_unique_violation},
     kafka::store::placeholders,
     schema::stmt,
+    sold_out::SoldOutBook,
 };
 
 /// How the stock row is read and decremented.
@@ -67,12 +68,31 @@ pub(crate) async fn begin(db: &DatabaseConnection) -> Result<DatabaseTransaction
 }
 
 /// Runs the section once inside its own transaction.
-pub(crate) async fn run(db: &DatabaseConnection, req: &ApplyRequest, gate: Gate) -> Result<Attempt, DbErr> {
+///
+/// With the sold-out shortcut (`book`), a request that waited for its pooled connection
+/// first asks the book (the event may have sold out meanwhile), and a losing section that
+/// read `remaining = 0` teaches the book inside its own transaction before it ends.
+pub(crate) async fn run(
+    db: &DatabaseConnection,
+    book: Option<&SoldOutBook>,
+    req: &ApplyRequest,
+    gate: Gate,
+) -> Result<Attempt, DbErr> {
     let tx = begin(db).await?;
+    if let Some(outcome) = book.and_then(|b| b.answer_from_memory(req)) {
+        tx.rollback().await?;
+        return Ok(Attempt::Done(outcome));
+    }
     let backend = tx.get_database_backend();
     let attempt = steps(&tx, backend, req, gate).await?;
     match attempt {
         Attempt::Done(ApplyOutcome::Won { .. }) => tx.commit().await?,
+        Attempt::Done(ApplyOutcome::SoldOut) => {
+            if let Some(book) = book {
+                book.learn_with(&tx, req.event_id).await;
+            }
+            tx.rollback().await?;
+        }
         _ => tx.rollback().await?,
     }
     Ok(attempt)
@@ -284,12 +304,13 @@ const TRANSIENT_BACKOFF: Backoff = Backoff::from_millis(1, 64);
 /// Runs the section, retrying transient failures, and maps errors to [`StrategyError`].
 pub(crate) async fn run_retrying(
     db: &DatabaseConnection,
+    book: Option<&SoldOutBook>,
     req: &ApplyRequest,
     gate: Gate,
 ) -> Result<Attempt, StrategyError> {
     let mut tries = 0;
     loop {
-        match run(db, req, gate).await {
+        match run(db, book, req, gate).await {
             Ok(attempt) => return Ok(attempt),
             Err(DbErr::RecordNotFound(_)) => return Err(StrategyError::UnknownEvent(req.event_id)),
             Err(e) if is_transient(&e) && tries < TRANSIENT_RETRIES => {
@@ -305,10 +326,11 @@ pub(crate) async fn run_retrying(
 /// For gates whose [`Attempt`] is always `Done`.
 pub(crate) async fn run_once(
     db: &DatabaseConnection,
+    book: Option<&SoldOutBook>,
     req: &ApplyRequest,
     gate: Gate,
 ) -> Result<ApplyOutcome, StrategyError> {
-    match run_retrying(db, req, gate).await? {
+    match run_retrying(db, book, req, gate).await? {
         Attempt::Done(outcome) => Ok(outcome),
         // only the versioned and fenced gates report these; other gates never get here
         Attempt::Conflict | Attempt::Fenced => Err(StrategyError::Contention { attempts: 1 }),
@@ -322,11 +344,17 @@ pub(crate) struct Gated {
     name: crate::StrategyName,
     gate: Gate,
     db: DatabaseConnection,
+    book: Option<std::sync::Arc<SoldOutBook>>,
 }
 
 impl Gated {
-    pub(crate) fn new(name: crate::StrategyName, gate: Gate, db: DatabaseConnection) -> Self {
-        Self { name, gate, db }
+    pub(crate) fn new(
+        name: crate::StrategyName,
+        gate: Gate,
+        db: DatabaseConnection,
+        book: Option<std::sync::Arc<SoldOutBook>>,
+    ) -> Self {
+        Self { name, gate, db, book }
     }
 }
 
@@ -337,6 +365,6 @@ impl crate::ConcurrencyStrategy for Gated {
     }
 
     async fn apply(&self, request: &ApplyRequest) -> Result<ApplyOutcome, StrategyError> {
-        run_once(&self.db, request, self.gate).await
+        run_once(&self.db, self.book.as_deref(), request, self.gate).await
     }
 }

@@ -59,8 +59,7 @@ impl SoldOutBook {
 
     /// The final answer for `request` when its event is known sold out, else `None`.
     pub(crate) async fn answer(&self, request: &ApplyRequest) -> Result<Option<ApplyOutcome>, StrategyError> {
-        let settled = self.events.read().unwrap_or_else(|p| p.into_inner()).get(&request.event_id).cloned();
-        let Some(settled) = settled else { return Ok(None) };
+        let Some(settled) = self.settled(request.event_id) else { return Ok(None) };
         let holds = match &settled.holders {
             Some(holders) => holders.contains(&request.user_id),
             None => {
@@ -72,17 +71,37 @@ impl SoldOutBook {
         Ok(Some(if holds { ApplyOutcome::AlreadyApplied } else { ApplyOutcome::SoldOut }))
     }
 
+    /// As [`SoldOutBook::answer`] from memory alone (`None` also when the holders of a very
+    /// large event are not kept): for callers that already hold a pooled connection and
+    /// must not wait for a second one.
+    pub(crate) fn answer_from_memory(&self, request: &ApplyRequest) -> Option<ApplyOutcome> {
+        let holders = self.settled(request.event_id)?.holders.as_ref().map(|h| h.contains(&request.user_id))?;
+        Some(if holders { ApplyOutcome::AlreadyApplied } else { ApplyOutcome::SoldOut })
+    }
+
+    fn settled(&self, event_id: i64) -> Option<Arc<Settled>> {
+        self.events.read().unwrap_or_else(|p| p.into_inner()).get(&event_id).cloned()
+    }
+
     /// After a strategy answered `sold_out` for `event_id`: confirm it in the database and,
     /// when the committed stock is zero, remember the event and its holders. Failures are
     /// only logged — the shortcut is an optimisation, the strategy already answered.
     pub(crate) async fn learn(&self, event_id: i64) {
-        if self.events.read().unwrap_or_else(|p| p.into_inner()).contains_key(&event_id) {
+        self.learn_with(&self.db, event_id).await;
+    }
+
+    /// As [`SoldOutBook::learn`], on a connection the caller holds — the losing section's
+    /// own transaction, so the first loser teaches the book without queueing for another
+    /// pooled connection behind everyone else. Within one transaction the stock and the
+    /// holders are read from one snapshot, and any committed `remaining = 0` is final.
+    pub(crate) async fn learn_with<C: ConnectionTrait>(&self, conn: &C, event_id: i64) {
+        if self.settled(event_id).is_some() {
             return;
         }
         if !self.learning.lock().unwrap_or_else(|p| p.into_inner()).insert(event_id) {
             return; // another request is learning it
         }
-        match self.load(event_id).await {
+        match load(conn, event_id).await {
             Ok(Some(settled)) => {
                 let mut events = self.events.write().unwrap_or_else(|p| p.into_inner());
                 if events.len() >= MAX_EVENTS {
@@ -95,23 +114,23 @@ impl SoldOutBook {
         }
         self.learning.lock().unwrap_or_else(|p| p.into_inner()).remove(&event_id);
     }
+}
 
-    async fn load(&self, event_id: i64) -> Result<Option<Settled>, sea_orm::DbErr> {
-        let backend = self.db.get_database_backend();
-        // Read the stock first: once it is zero, every winner is committed (each in the
-        // transaction of its decrement), so the holder list read next is complete.
-        match crate::schema::remaining(&self.db, event_id).await? {
-            Some(remaining) if remaining <= 0 => {}
-            _ => return Ok(None),
-        }
-        let sql = format!("SELECT user_id FROM applications WHERE event_id = ? LIMIT {}", MAX_HOLDERS + 1);
-        let rows = self.db.query_all_raw(stmt(backend, &sql, vec![event_id.into()])).await?;
-        if rows.len() > MAX_HOLDERS {
-            return Ok(Some(Settled { holders: None }));
-        }
-        let holders = rows.iter().map(|r| r.try_get_by_index::<i64>(0)).collect::<Result<_, _>>()?;
-        Ok(Some(Settled { holders: Some(holders) }))
+async fn load<C: ConnectionTrait>(conn: &C, event_id: i64) -> Result<Option<Settled>, sea_orm::DbErr> {
+    let backend = conn.get_database_backend();
+    // Read the stock first: once it is zero, every winner is committed (each in the
+    // transaction of its decrement), so the holder list read next is complete.
+    match crate::schema::remaining(conn, event_id).await? {
+        Some(remaining) if remaining <= 0 => {}
+        _ => return Ok(None),
     }
+    let sql = format!("SELECT user_id FROM applications WHERE event_id = ? LIMIT {}", MAX_HOLDERS + 1);
+    let rows = conn.query_all_raw(stmt(backend, &sql, vec![event_id.into()])).await?;
+    if rows.len() > MAX_HOLDERS {
+        return Ok(Some(Settled { holders: None }));
+    }
+    let holders = rows.iter().map(|r| r.try_get_by_index::<i64>(0)).collect::<Result<_, _>>()?;
+    Ok(Some(Settled { holders: Some(holders) }))
 }
 
 /// Any strategy behind the sold-out shortcut.
