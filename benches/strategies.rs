@@ -241,7 +241,7 @@ async fn timed_races(
             .expect("read back the race");
         total += report.elapsed;
 
-        if name == StrategyName::None {
+        if name == StrategyName::NoControl {
             none_tally.lock().expect("tally lock poisoned").record(&report);
             continue;
         }
@@ -336,7 +336,7 @@ fn race_group(c: &mut Criterion) {
             });
             // Printed once, after criterion's lines: over all warm-up and measured races.
             let tally = none_tally.into_inner().expect("tally lock poisoned");
-            if name == StrategyName::None && tally.races > 0 {
+            if name == StrategyName::NoControl && tally.races > 0 {
                 tally.print(backend.label, shape);
             }
         }

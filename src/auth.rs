@@ -21,7 +21,7 @@ use crate::{
     configuration::{Argon2Settings, AuthSettings},
     entities::user,
     error::ApiError,
-    startup::AppState,
+    state::AppState,
 };
 
 /// Role names as stored.
@@ -118,8 +118,8 @@ impl TokenService {
     /// From `[auth]`.
     pub fn new(cfg: &AuthSettings) -> Self {
         Self {
-            encoding: EncodingKey::from_secret(cfg.jwt_secret.as_bytes()),
-            decoding: DecodingKey::from_secret(cfg.jwt_secret.as_bytes()),
+            encoding: EncodingKey::from_secret(cfg.jwt_secret.expose().as_bytes()),
+            decoding: DecodingKey::from_secret(cfg.jwt_secret.expose().as_bytes()),
             ttl: Duration::from_secs(cfg.token_ttl_secs),
         }
     }
@@ -267,7 +267,7 @@ pub async fn bootstrap_admin(
             active.update(db).await?;
         }
         None => {
-            let hash = passwords.hash(cfg.admin_password.clone()).await?;
+            let hash = passwords.hash(cfg.admin_password.expose().to_owned()).await?;
             let admin = user::ActiveModel {
                 email: Set(email),
                 password_hash: Set(hash),

@@ -6,6 +6,7 @@
 //! - [`configuration`]: layered settings (`config/*.toml` → `APP__…` env → flags).
 //! - [`startup`]: [`startup::Application`] — connect, migrate, bootstrap the admin, build the
 //!   strategy, bind (port 0 in tests), serve until a signal.
+//! - [`state`]: [`state::AppState`], what every request shares.
 //! - [`routes`]: the HTTP contract of API.md, one file per resource.
 //! - [`event_cache`]: events by id in memory (they never change once created).
 //! - [`error`]: [`error::ApiError`], one variant per status and error code.
@@ -17,8 +18,6 @@
 //! - [`seed`]: a generated catalogue (Korean and English) for measuring search.
 //! - [`cli`]: the `nanum` command line.
 //! - [`cluster`]: several real instances and a crowd spread across them (multi-instance tests).
-#![deny(unsafe_code)]
-#![warn(clippy::all, rust_2018_idioms)]
 
 pub mod auth;
 pub mod cli;
@@ -33,3 +32,4 @@ pub mod routes;
 pub mod search;
 pub mod seed;
 pub mod startup;
+pub mod state;

@@ -15,35 +15,13 @@ use crate::{
     db,
     event_cache::EventCache,
     migration::Migrator,
+    state::AppState,
     routes,
     search::{
         SearchIndex, WriterBudget,
         outbox::{self, SyncConfig},
     },
 };
-
-/// Shared by every request.
-#[derive(Debug)]
-pub struct AppState {
-    /// Database pool.
-    pub db: DatabaseConnection,
-    /// The configured concurrency strategy.
-    pub strategy: Arc<dyn ConcurrencyStrategy>,
-    /// Redis, when `redis.url` is set (for readiness; the strategy holds its own handle).
-    pub redis: Option<deadpool_redis::Pool>,
-    /// Settings as loaded.
-    pub settings: Settings,
-    /// argon2id.
-    pub passwords: PasswordService,
-    /// JWT.
-    pub tokens: TokenService,
-    /// Failed-login counter.
-    pub logins: LoginThrottle,
-    /// The catalogue's search index (its sync task runs beside the server).
-    pub search: Arc<SearchIndex>,
-    /// Events by id (immutable once created).
-    pub events: EventCache,
-}
 
 /// A built, bound, not yet running server.
 pub struct Application {

@@ -4,9 +4,9 @@
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use chrono::Utc;
 use serde_json::json;
-use strategies::{ApplyOutcome, ApplyRequest, kafka::store, schema};
+use strategies::{ApplyOutcome, ApplyRequest, outcomes, schema};
 
-use crate::{auth::AuthUser, error::ApiError, routes::events, startup::AppState};
+use crate::{auth::AuthUser, error::ApiError, routes::events, state::AppState};
 
 /// Longest accepted `Idempotency-Key`.
 const MAX_KEY_LEN: usize = 64;
@@ -64,7 +64,7 @@ pub(crate) async fn apply(
         if let Some(app) = schema::application_by_request(&state.db, &request_id).await? {
             return Ok(won(&app, strategy));
         }
-        match store::result_of(&state.db, &request_id).await?.map(|r| r.outcome) {
+        match outcomes::result_of(&state.db, &request_id).await?.map(|r| r.outcome) {
             Some(ApplyOutcome::SoldOut) => return Err(ApiError::SoldOut),
             Some(ApplyOutcome::AlreadyApplied) => return Err(ApiError::AlreadyApplied),
             _ => {}
@@ -111,10 +111,9 @@ async fn by_request(state: &AppState, user: &AuthUser, request_id: &str) -> Resu
             "application_id": app.id, "request_id": request_id, "event_id": app.event_id, "user_id": app.user_id, "status": app.status,
         })));
     }
-    let body = match store::result_of(&state.db, request_id).await? {
+    let body = match outcomes::result_of(&state.db, request_id).await? {
         Some(done) => {
-            let (status, _) = store::outcome_name(done.outcome);
-            json!({ "application_id": request_id, "event_id": done.event_id, "user_id": done.user_id, "status": status })
+            json!({ "application_id": request_id, "event_id": done.event_id, "user_id": done.user_id, "status": done.outcome.as_str() })
         }
         None => json!({ "application_id": request_id, "user_id": owner, "status": "pending" }),
     };

@@ -12,7 +12,7 @@ use crate::{
     entities::book,
     error::{ApiError, FieldErrors},
     search::outbox,
-    startup::AppState,
+    state::AppState,
 };
 
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`) in PATCH.

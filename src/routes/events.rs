@@ -11,7 +11,7 @@ use crate::{
     auth::AuthUser,
     entities::{book, event},
     error::{ApiError, FieldErrors},
-    startup::AppState,
+    state::AppState,
 };
 
 /// Most copies one event may offer.

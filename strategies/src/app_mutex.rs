@@ -38,6 +38,6 @@ impl ConcurrencyStrategy for AppMutex {
 
     async fn apply(&self, request: &ApplyRequest) -> Result<ApplyOutcome, StrategyError> {
         let _turn = self.locks.lock(request.event_id).await;
-        section::run_once(&self.db, self.sold_out.as_deref(), request, Gate::ReadModifyWrite).await
+        section::run_to_outcome(&self.db, self.sold_out.as_deref(), request, Gate::ReadModifyWrite).await
     }
 }

@@ -29,8 +29,9 @@ use crate::{
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum StrategyName {
-    /// Plain read-modify-write: demonstrates the race.
-    None,
+    /// Plain read-modify-write: demonstrates the race (spelled `none`).
+    #[serde(rename = "none")]
+    NoControl,
     /// Per-event in-process mutex (one process only).
     AppMutex,
     /// `SELECT … FOR UPDATE` on the stock row.
@@ -69,7 +70,7 @@ const REGISTRY: [(StrategyName, &str, Needs); 10] = {
     const KAFKA: Needs = Needs { redis: false, kafka: true };
     const BOTH: Needs = Needs { redis: true, kafka: true };
     [
-        (StrategyName::None, "none", DB),
+        (StrategyName::NoControl, "none", DB),
         (StrategyName::AppMutex, "app-mutex", DB),
         (StrategyName::PessimisticLock, "pessimistic-lock", DB),
         (StrategyName::OptimisticLock, "optimistic-lock", DB),
@@ -85,7 +86,7 @@ const REGISTRY: [(StrategyName, &str, Needs); 10] = {
 impl StrategyName {
     /// All names, in registry order.
     pub const ALL: [StrategyName; REGISTRY.len()] = {
-        let mut all = [StrategyName::None; REGISTRY.len()];
+        let mut all = [StrategyName::NoControl; REGISTRY.len()];
         let mut i = 0;
         while i < REGISTRY.len() {
             all[i] = REGISTRY[i].0;
@@ -270,7 +271,7 @@ pub async fn build_strategy(
     let book = config.sold_out_shortcut.then(|| Arc::new(SoldOutBook::new(db.clone())));
     let strategy: Arc<dyn ConcurrencyStrategy> = match config.strategy {
         // `none` shows the race: no shortcut inside its section either
-        StrategyName::None => Arc::new(no_control(db, None)),
+        StrategyName::NoControl => Arc::new(no_control(db, None)),
         StrategyName::AppMutex => Arc::new(AppMutex::new(db, book.clone())),
         StrategyName::PessimisticLock => Arc::new(pessimistic(db, book.clone())),
         StrategyName::OptimisticLock => {
@@ -335,7 +336,7 @@ mod tests {
     fn every_variant_has_a_registry_row() {
         for name in StrategyName::ALL {
             match name {
-                StrategyName::None
+                StrategyName::NoControl
                 | StrategyName::AppMutex
                 | StrategyName::PessimisticLock
                 | StrategyName::OptimisticLock

@@ -139,7 +139,7 @@ pub async fn connect(url: &str, pool: u32) -> Result<DatabaseConnection, DbErr> 
 /// Any database error.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     schema::Migration.up(&SchemaManager::new(db)).await?;
-    crate::kafka::store::Migration.up(&SchemaManager::new(db)).await
+    crate::outcomes::Migration.up(&SchemaManager::new(db)).await
 }
 
 /// What a race produced, and what the database holds afterwards.

@@ -12,7 +12,7 @@ use crate::{
     ApplyOutcome, ApplyRequest, StrategyError,
     backoff::Backoff,
     dberr::{is_transient, is_unique_violation},
-    kafka::store::placeholders,
+    outcomes::placeholders,
     schema::stmt,
     sold_out::SoldOutBook,
 };
@@ -324,7 +324,7 @@ pub(crate) async fn run_retrying(
 }
 
 /// For gates whose [`Attempt`] is always `Done`.
-pub(crate) async fn run_once(
+pub(crate) async fn run_to_outcome(
     db: &DatabaseConnection,
     book: Option<&SoldOutBook>,
     req: &ApplyRequest,
@@ -365,6 +365,6 @@ impl crate::ConcurrencyStrategy for Gated {
     }
 
     async fn apply(&self, request: &ApplyRequest) -> Result<ApplyOutcome, StrategyError> {
-        run_once(&self.db, self.book.as_deref(), request, self.gate).await
+        run_to_outcome(&self.db, self.book.as_deref(), request, self.gate).await
     }
 }

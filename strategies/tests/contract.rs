@@ -101,7 +101,7 @@ contract_suite! {
 fn every_registered_strategy_is_in_the_contract_suite() {
     for name in StrategyName::ALL {
         // `none` breaks the contract on purpose; it has its own test below.
-        if name != StrategyName::None {
+        if name != StrategyName::NoControl {
             assert!(SUITE.contains(&name), "{name} is registered but not in contract_suite!");
         }
     }
@@ -113,7 +113,7 @@ fn every_registered_strategy_is_in_the_contract_suite() {
 async fn none_is_caught_over_allocating() {
     const TRIES: usize = 20;
     for attempt in 1..=TRIES {
-        let Some(report) = run_race(StrategyName::None, true, 300, 2, 10).await else { return };
+        let Some(report) = run_race(StrategyName::NoControl, true, 300, 2, 10).await else { return };
         if report.over_allocated() {
             println!("none over-allocated on try {attempt}: {} winners for 10 copies", report.rows);
             assert!(!report.violations().is_empty(), "the contract check must flag it");

@@ -4,7 +4,7 @@
 
 use std::{collections::HashSet, time::Duration};
 
-use strategies::{StrategyName, contract, kafka::store, schema};
+use strategies::{StrategyName, contract, outcomes, schema};
 
 use crate::cluster::{ATTEMPTS, COPIES, READERS, Topology, holds_in, launch, over_allocates_in, row};
 
@@ -53,11 +53,11 @@ async fn a_worker_killed_mid_burst_and_restarted_loses_and_repeats_nothing() {
     let killer = async {
         // Kill once the worker is visibly part-way through the burst (bounded wait).
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while store::answered(&db).await.expect("count answers") < 50 {
+        while outcomes::answered(&db).await.expect("count answers") < 50 {
             assert!(std::time::Instant::now() < deadline, "the worker never started answering");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let answered_at_kill = store::answered(&db).await.expect("count answers");
+        let answered_at_kill = outcomes::answered(&db).await.expect("count answers");
         launched.cluster.kill(1).await.expect("SIGKILL the worker");
         launched.cluster.restart(1).await.expect("restart the worker");
         answered_at_kill
@@ -73,7 +73,7 @@ async fn a_worker_killed_mid_burst_and_restarted_loses_and_repeats_nothing() {
 
     assert!(report.holds(READERS), "{report:#?}");
     assert!(answered_at_kill < i64::try_from(report.requests).unwrap(), "the kill must land mid-burst");
-    let answered = store::answered(&db).await.unwrap();
+    let answered = outcomes::answered(&db).await.unwrap();
     assert_eq!(
         answered,
         i64::try_from(report.requests).unwrap(),

@@ -9,14 +9,13 @@
 //!
 //! rskafka has no consumer groups and no offset commits, so nanum owns both: workers own
 //! partitions by `instance.index` / `instance.count`, and a consumer stores its next offset
-//! in the database in the same transaction as the allocation ([`store`]). The HTTP request
+//! in the database in the same transaction as the allocation ([`crate::outcomes`]). The HTTP request
 //! waits for its answer in-process when the consuming worker is in the same process, and
 //! over `<topic>.results` otherwise; after `reply_timeout_ms` it answers 202 `pending`.
 //!
 //! # Layout
 //!
 //! - [`client`]: connecting with deadlines, creating/verifying topics.
-//! - [`store`]: offsets and per-request answers in the database.
 //! - `wire`: the JSON records on the two topics.
 //! - `producer`: a per-partition producer that batches what queues up during a produce.
 //! - `waiters`: requests waiting for their answer, and the results-topic listener.
@@ -25,7 +24,6 @@
 
 pub mod client;
 mod producer;
-pub mod store;
 mod strategy;
 mod waiters;
 mod wire;

@@ -65,10 +65,12 @@ async fn run(partition: Arc<PartitionClient>, mut queue: mpsc::Receiver<Job>, de
     // `recv_many` waits for the first job, then takes whatever else is already queued.
     while queue.recv_many(&mut jobs, MAX_BATCH).await > 0 {
         let (records, waiters): (Vec<_>, Vec<_>) = jobs.drain(..).unzip();
+        let started = std::time::Instant::now();
         let result = within(deadline, "produce", partition.produce(records, Compression::NoCompression))
             .await
             .map(|_offsets| ())
             .map_err(|e| e.to_string());
+        tracing::debug!(records = waiters.len(), took = ?started.elapsed(), partition = partition.partition(), "produced a batch");
         for waiter in waiters {
             // A waiter that gave up (its request was dropped) needs no answer.
             let _ = waiter.send(result.clone());

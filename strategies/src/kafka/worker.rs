@@ -24,12 +24,12 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
 
 use super::{
     client::within,
-    store::{self, RequestResult},
     waiters::Waiters,
     wire::{ApplyMessage, ResultMessage},
 };
 use crate::{
     ApplyOutcome, StrategyError,
+    outcomes::{self, RequestResult},
     backoff::Backoff,
     redis_lock::{Lease, RedisLock},
     section::{self, BatchAttempt, Gate},
@@ -72,7 +72,7 @@ impl Worker {
         let (topic, partition) = (self.topic.clone(), self.partition_id());
         let mut attempt = 0;
         let mut offset = loop {
-            match store::next_offset(&self.db, &topic, partition).await {
+            match outcomes::next_offset(&self.db, &topic, partition).await {
                 Ok(offset) => break offset,
                 Err(e) => {
                     tracing::warn!(error = %e, partition, "consumer: cannot read the stored offset; retrying");
@@ -133,6 +133,7 @@ impl Worker {
         let messages: Vec<&ApplyMessage> = batch.iter().filter_map(|(_, m)| m.as_ref()).collect();
         // A fenced-out batch (a lease lost mid-way) wrote nothing and runs again under new
         // leases; each round takes newer tokens, so this ends.
+        let started = std::time::Instant::now();
         let answers = loop {
             let leases = self.acquire(&messages).await?;
             let result = self.transact(&messages, next_offset, &leases).await;
@@ -146,7 +147,9 @@ impl Worker {
                 break answers;
             }
         };
+        let decided = started.elapsed();
         self.answer(answers).await;
+        tracing::debug!(records = batch.len(), ?decided, answered = ?started.elapsed(), partition = self.partition_id(), "consumed a batch");
         Ok(())
     }
 
@@ -190,7 +193,7 @@ impl Worker {
         let backend = tx.get_database_backend();
         let ids: Vec<&str> = messages.iter().map(|m| m.request_id.as_str()).collect();
         // Answers stored by an earlier run (duplicate records); new ones join them below.
-        let mut decided = store::results_of(&tx, &ids).await?;
+        let mut decided = outcomes::results_of(&tx, &ids).await?;
         let mut fresh: Vec<&ApplyMessage> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for m in messages {
@@ -222,8 +225,8 @@ impl Worker {
                 stored.push((m.request_id.as_str(), RequestResult { event_id: m.event_id, user_id: m.user_id, outcome }));
             }
         }
-        store::store_results(&tx, &stored).await?;
-        store::store_offset(&tx, &self.topic, self.partition_id(), next_offset).await?;
+        outcomes::store_results(&tx, &stored).await?;
+        outcomes::store_offset(&tx, &self.topic, self.partition_id(), next_offset).await?;
         tx.commit().await?;
         let answers = messages
             .iter()
