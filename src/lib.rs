@@ -7,7 +7,7 @@
 //! - [`startup`]: [`startup::Application`] — connect, migrate, bootstrap the admin, build the
 //!   strategy, bind (port 0 in tests), serve until a signal.
 //! - [`state`]: [`state::AppState`], what every request shares.
-//! - [`routes`]: the HTTP contract of API.md, one file per resource.
+//! - [`routes`]: the HTTP contract of docs/API.md, one file per resource.
 //! - [`event_cache`]: events by id in memory (they never change once created).
 //! - [`error`]: [`error::ApiError`], one variant per status and error code.
 //! - [`auth`]: argon2id passwords, HS256 tokens, the `AuthUser` extractor, login throttle.

@@ -27,7 +27,7 @@ pub(crate) struct NewEvent {
     closes_at: Option<DateTime<Utc>>,
 }
 
-/// An event as API.md shows it.
+/// An event as docs/API.md shows it.
 #[derive(Debug, Serialize)]
 pub(crate) struct EventBody {
     id: i64,
