@@ -3,7 +3,7 @@
 //! - `kafka-single-partition`: one partition, one consumer — correct, one lane.
 //! - `kafka-redis-lock`: N partitions, records spread round-robin, consumers take the
 //!   `redis-lock` (fenced) around the critical section — the team's final design. With
-//!   `concurrency.kafka.lock = false` the lock is off, to show the race the team hit.
+//!   `concurrency.kafka_lock = false` the lock is off, to show the race the team hit.
 //! - `kafka-keyed`: N partitions, partition = event id mod N, no lock: all of one event's
 //!   requests queue in one partition, consumed by exactly one consumer, in order.
 //!
