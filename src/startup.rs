@@ -7,7 +7,7 @@ use std::{net::TcpListener, sync::Arc, time::Duration};
 use actix_web::{App, HttpServer, dev::Server, web};
 use sea_orm::DatabaseConnection;
 use sea_orm_migration::MigratorTrait;
-use strategies::{Backends, ConcurrencyStrategy, StrategyName, build_strategy, kafka::Placement, redis_pool};
+use strategies::{Backends, StrategyName, build_strategy, kafka::Placement, redis_pool};
 
 use crate::{
     auth::{LoginThrottle, PasswordService, TokenService, bootstrap_admin},
