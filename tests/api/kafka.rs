@@ -41,10 +41,14 @@ async fn round_robin_partitions_without_the_lock_over_allocate() {
 /// A worker is killed (SIGKILL: no shutdown, mid-transaction) while a burst is in flight,
 /// then restarted. It resumes from the offset stored with its last allocation: exactly
 /// min(N, K) winners, nobody twice, and every accepted request has a final answer.
+///
+/// The sold-out shortcut is off here: with it on, the API answers the losers from memory
+/// once the event is sold out, so most of the burst never reaches the worker and there is
+/// no mid-burst worker to kill. This test is about the worker.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_worker_killed_mid_burst_and_restarted_loses_and_repeats_nothing() {
     let topology = Topology::Split { api: 1, workers: 1 };
-    let extra = [("APP__KAFKA__REPLY_TIMEOUT_MS", "1000")];
+    let extra = [("APP__KAFKA__REPLY_TIMEOUT_MS", "1000"), ("APP__CONCURRENCY__SOLD_OUT_SHORTCUT", "false")];
     let Some(mut launched) = launch(StrategyName::KafkaSinglePartition, topology, &extra).await else {
         return;
     };
