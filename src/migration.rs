@@ -171,7 +171,9 @@ impl MigrationTrait for SearchOutbox {
             m.get_connection()
                 // Written out, not read from the search engine's constant: a migration is
                 // history, and changing that constant later must not rewrite this one.
-                .execute_unprepared("CREATE FULLTEXT INDEX ft_books ON books (title, author, publisher, description)")
+                .execute_unprepared(
+                    "CREATE FULLTEXT INDEX ft_books ON books (title, author, publisher, description)",
+                )
                 .await?;
         }
         Ok(())

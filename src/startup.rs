@@ -15,12 +15,12 @@ use crate::{
     db,
     event_cache::EventCache,
     migration::Migrator,
-    state::AppState,
     routes,
     search::{
         SearchIndex, WriterBudget,
         outbox::{self, SyncConfig},
     },
+    state::AppState,
 };
 
 /// A built, bound, not yet running server.

@@ -10,6 +10,9 @@ use crate::{
 };
 
 /// Conditional decrement.
-pub(crate) fn db_atomic(db: DatabaseConnection, book: Option<std::sync::Arc<crate::sold_out::SoldOutBook>>) -> Gated {
+pub(crate) fn db_atomic(
+    db: DatabaseConnection,
+    book: Option<std::sync::Arc<crate::sold_out::SoldOutBook>>,
+) -> Gated {
     Gated::new(StrategyName::DbAtomic, Gate::Atomic, db, book)
 }

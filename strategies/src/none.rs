@@ -10,6 +10,9 @@ use crate::{
 };
 
 /// No concurrency control at all (a demonstration, never a choice).
-pub(crate) fn no_control(db: DatabaseConnection, book: Option<std::sync::Arc<crate::sold_out::SoldOutBook>>) -> Gated {
+pub(crate) fn no_control(
+    db: DatabaseConnection,
+    book: Option<std::sync::Arc<crate::sold_out::SoldOutBook>>,
+) -> Gated {
     Gated::new(StrategyName::NoControl, Gate::ReadModifyWrite, db, book)
 }

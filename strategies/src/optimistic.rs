@@ -24,7 +24,11 @@ pub(crate) struct Optimistic {
 }
 
 impl Optimistic {
-    pub(crate) fn new(db: DatabaseConnection, config: OptimisticConfig, sold_out: Option<Arc<SoldOutBook>>) -> Self {
+    pub(crate) fn new(
+        db: DatabaseConnection,
+        config: OptimisticConfig,
+        sold_out: Option<Arc<SoldOutBook>>,
+    ) -> Self {
         Self { db, config, sold_out }
     }
 }

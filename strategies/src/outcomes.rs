@@ -202,13 +202,17 @@ pub async fn results_of<C: ConnectionTrait>(
 /// # Errors
 ///
 /// Any database error (a duplicate request id is a bug: callers look them up first).
-pub async fn store_results<C: ConnectionTrait>(db: &C, results: &[(&str, RequestResult)]) -> Result<(), DbErr> {
+pub async fn store_results<C: ConnectionTrait>(
+    db: &C,
+    results: &[(&str, RequestResult)],
+) -> Result<(), DbErr> {
     if results.is_empty() {
         return Ok(());
     }
     let rows = vec!["(?, ?, ?, ?, ?)"; results.len()].join(", ");
-    let sql =
-        format!("INSERT INTO request_results (request_id, event_id, user_id, outcome, application_id) VALUES {rows}");
+    let sql = format!(
+        "INSERT INTO request_results (request_id, event_id, user_id, outcome, application_id) VALUES {rows}"
+    );
     let mut values = Vec::with_capacity(results.len() * 5);
     for (request_id, result) in results {
         let (name, application_id) = (result.outcome.as_str(), result.outcome.application_id());

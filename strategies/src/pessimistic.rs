@@ -10,6 +10,9 @@ use crate::{
 };
 
 /// Row lock on the stock row.
-pub(crate) fn pessimistic(db: DatabaseConnection, book: Option<std::sync::Arc<crate::sold_out::SoldOutBook>>) -> Gated {
+pub(crate) fn pessimistic(
+    db: DatabaseConnection,
+    book: Option<std::sync::Arc<crate::sold_out::SoldOutBook>>,
+) -> Gated {
     Gated::new(StrategyName::PessimisticLock, Gate::ForUpdate, db, book)
 }

@@ -24,9 +24,9 @@ use sea_orm::DatabaseConnection;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    ApplyOutcome,
+    ApplyOutcome, ApplyRequest, ConcurrencyStrategy, StrategyError, StrategyName,
     backoff::Backoff,
-    event_locks::EventLocks, ApplyRequest, ConcurrencyStrategy, StrategyError, StrategyName,
+    event_locks::EventLocks,
     redis_pool::unavailable,
     section::{self, Attempt, Gate},
     sold_out::SoldOutBook,
@@ -175,7 +175,9 @@ impl RedisLock {
         lease: &Lease,
         request: &ApplyRequest,
     ) -> Result<Option<ApplyOutcome>, StrategyError> {
-        match section::run_retrying(&self.db, self.sold_out.as_deref(), request, Gate::Fenced(lease.token)).await? {
+        match section::run_retrying(&self.db, self.sold_out.as_deref(), request, Gate::Fenced(lease.token))
+            .await?
+        {
             Attempt::Done(outcome) => Ok(Some(outcome)),
             Attempt::Fenced | Attempt::Conflict => Ok(None),
         }

@@ -183,7 +183,11 @@ pub(crate) async fn steps(
 }
 
 /// No copy for this request: `already_applied` when the reader holds one, else `sold_out`.
-async fn losing_answer(tx: &DatabaseTransaction, backend: DbBackend, req: &ApplyRequest) -> Result<ApplyOutcome, DbErr> {
+async fn losing_answer(
+    tx: &DatabaseTransaction,
+    backend: DbBackend,
+    req: &ApplyRequest,
+) -> Result<ApplyOutcome, DbErr> {
     let sql = "SELECT id FROM applications WHERE event_id = ? AND user_id = ?";
     let holds = tx.query_one_raw(stmt(backend, sql, vec![req.event_id.into(), req.user_id.into()])).await?;
     Ok(if holds.is_some() { ApplyOutcome::AlreadyApplied } else { ApplyOutcome::SoldOut })
@@ -234,7 +238,8 @@ pub(crate) async fn steps_batch(
         "SELECT user_id FROM applications WHERE event_id = ? AND user_id IN ({})",
         placeholders(applicants.len())
     );
-    let values = std::iter::once(event.into()).chain(applicants.iter().map(|(user, _)| (*user).into())).collect();
+    let values =
+        std::iter::once(event.into()).chain(applicants.iter().map(|(user, _)| (*user).into())).collect();
     let mut holders = std::collections::HashSet::new();
     for row in tx.query_all_raw(stmt(backend, &sql, values)).await? {
         holders.insert(row.try_get_by_index::<i64>(0)?);
@@ -269,7 +274,8 @@ pub(crate) async fn steps_batch(
     // One multi-row insert; a concurrent twin of a reader fails it on the unique index and
     // the caller runs the batch again (then the twin is seen above).
     let rows = vec!["(?, ?, ?, 'won', ?)"; winners.len()].join(", ");
-    let sql = format!("INSERT INTO applications (event_id, user_id, request_id, status, created_at) VALUES {rows}");
+    let sql =
+        format!("INSERT INTO applications (event_id, user_id, request_id, status, created_at) VALUES {rows}");
     let now = Utc::now();
     let mut values = Vec::with_capacity(winners.len() * 4);
     for &i in &winners {
@@ -282,7 +288,8 @@ pub(crate) async fn steps_batch(
         "SELECT user_id, id FROM applications WHERE event_id = ? AND user_id IN ({})",
         placeholders(winners.len())
     );
-    let values = std::iter::once(event.into()).chain(winners.iter().map(|&i| applicants[i].0.into())).collect();
+    let values =
+        std::iter::once(event.into()).chain(winners.iter().map(|&i| applicants[i].0.into())).collect();
     let mut ids = std::collections::HashMap::new();
     for row in tx.query_all_raw(stmt(backend, &sql, values)).await? {
         ids.insert(row.try_get_by_index::<i64>(0)?, row.try_get_by_index::<i64>(1)?);

@@ -75,7 +75,8 @@ impl SoldOutBook {
     /// large event are not kept): for callers that already hold a pooled connection and
     /// must not wait for a second one.
     pub(crate) fn answer_from_memory(&self, request: &ApplyRequest) -> Option<ApplyOutcome> {
-        let holders = self.settled(request.event_id)?.holders.as_ref().map(|h| h.contains(&request.user_id))?;
+        let holders =
+            self.settled(request.event_id)?.holders.as_ref().map(|h| h.contains(&request.user_id))?;
         Some(if holders { ApplyOutcome::AlreadyApplied } else { ApplyOutcome::SoldOut })
     }
 

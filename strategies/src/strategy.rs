@@ -159,7 +159,9 @@ mod tests {
 
     #[test]
     fn every_final_outcome_round_trips_through_its_stored_name() {
-        for outcome in [ApplyOutcome::Won { application_id: 7 }, ApplyOutcome::SoldOut, ApplyOutcome::AlreadyApplied] {
+        for outcome in
+            [ApplyOutcome::Won { application_id: 7 }, ApplyOutcome::SoldOut, ApplyOutcome::AlreadyApplied]
+        {
             assert_eq!(ApplyOutcome::from_stored(outcome.as_str(), outcome.application_id()), Some(outcome));
         }
         // pending is never a final answer, and a win needs its id

@@ -22,11 +22,7 @@ async fn run_race(
     let db = fresh_mariadb(&name.as_str().replace('-', "_"), POOL).await?;
     let needs_redis = name.needs().redis;
     let redis = if needs_redis { Some(test_redis().await?) } else { None };
-    let kafka = if name.needs().kafka {
-        test_kafka(name.as_str()).await?
-    } else {
-        KafkaConfig::default()
-    };
+    let kafka = if name.needs().kafka { test_kafka(name.as_str()).await? } else { KafkaConfig::default() };
     let backends = Backends {
         db: db.clone(),
         redis,

@@ -55,7 +55,9 @@ impl BatchProducer {
         match answer.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(StrategyError::Unavailable(e)),
-            Err(_) => Err(StrategyError::Unavailable("kafka produce: no answer from the producer task".into())),
+            Err(_) => {
+                Err(StrategyError::Unavailable("kafka produce: no answer from the producer task".into()))
+            }
         }
     }
 }

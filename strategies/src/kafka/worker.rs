@@ -29,8 +29,8 @@ use super::{
 };
 use crate::{
     ApplyOutcome, StrategyError,
-    outcomes::{self, RequestResult},
     backoff::Backoff,
+    outcomes::{self, RequestResult},
     redis_lock::{Lease, RedisLock},
     section::{self, BatchAttempt, Gate},
 };
@@ -110,7 +110,11 @@ impl Worker {
                 .map(|r| {
                     let msg = r.record.value.as_deref().and_then(|v| serde_json::from_slice(v).ok());
                     if msg.is_none() {
-                        tracing::error!(offset = r.offset, partition, "unreadable application record; skipped");
+                        tracing::error!(
+                            offset = r.offset,
+                            partition,
+                            "unreadable application record; skipped"
+                        );
                     }
                     (r.offset, msg)
                 })
@@ -207,7 +211,8 @@ impl Worker {
         }
         let mut stored = Vec::with_capacity(fresh.len());
         for (event, requests) in by_event {
-            let applicants: Vec<(i64, &str)> = requests.iter().map(|m| (m.user_id, m.request_id.as_str())).collect();
+            let applicants: Vec<(i64, &str)> =
+                requests.iter().map(|m| (m.user_id, m.request_id.as_str())).collect();
             let gate = leases.get(&event).map_or(Gate::ReadModifyWrite, |l| Gate::Fenced(l.token));
             let outcomes = match section::steps_batch(&tx, backend, event, &applicants, gate).await {
                 Ok(BatchAttempt::Done(outcomes)) => outcomes,
@@ -222,7 +227,10 @@ impl Worker {
             };
             for (m, outcome) in requests.iter().zip(outcomes) {
                 decided.insert(m.request_id.clone(), outcome);
-                stored.push((m.request_id.as_str(), RequestResult { event_id: m.event_id, user_id: m.user_id, outcome }));
+                stored.push((
+                    m.request_id.as_str(),
+                    RequestResult { event_id: m.event_id, user_id: m.user_id, outcome },
+                ));
             }
         }
         outcomes::store_results(&tx, &stored).await?;
@@ -245,7 +253,9 @@ impl Worker {
                 self.waiters.complete(&msg.request_id, outcome);
                 continue;
             }
-            let Ok(value) = serde_json::to_vec(&ResultMessage::new(&msg.request_id, outcome)) else { continue };
+            let Ok(value) = serde_json::to_vec(&ResultMessage::new(&msg.request_id, outcome)) else {
+                continue;
+            };
             remote.push(Record {
                 key: Some(msg.request_id.clone().into_bytes()),
                 value: Some(value),
