@@ -133,7 +133,7 @@ impl TestApp {
     pub async fn admin_token(&self) -> String {
         self.login(
             &self.settings.auth.admin_email.clone(),
-            &self.settings.auth.admin_password.expose().to_owned(),
+            self.settings.auth.admin_password.expose(),
         )
         .await
     }

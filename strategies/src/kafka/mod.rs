@@ -18,12 +18,14 @@
 //! - [`client`]: connecting with deadlines, creating/verifying topics.
 //! - `wire`: the JSON records on the two topics.
 //! - `producer`: a per-partition producer that batches what queues up during a produce.
+//! - `reader`: the one partition fetch loop (consumers and the results listener).
 //! - `waiters`: requests waiting for their answer, and the results-topic listener.
 //! - `worker`: the consumer loop (exactly-once effect, one transaction per fetched batch).
 //! - `strategy`: the [`crate::ConcurrencyStrategy`] that produces and waits.
 
 pub mod client;
 mod producer;
+mod reader;
 mod strategy;
 mod waiters;
 mod wire;

@@ -24,6 +24,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
 
 use super::{
     client::within,
+    reader::PartitionReader,
     waiters::Waiters,
     wire::{ApplyMessage, ResultMessage},
 };
@@ -38,7 +39,7 @@ use crate::{
 /// Most records in one transaction (bounds statement sizes and lock hold time).
 const MAX_BATCH: usize = 500;
 
-/// Between retries of a failing batch or fetch.
+/// Between retries of a failing batch.
 const RETRY: Backoff = Backoff::from_millis(10, 1_000);
 
 /// Everything one partition's consumer needs.
@@ -71,7 +72,7 @@ impl Worker {
     pub(crate) async fn run(self) {
         let (topic, partition) = (self.topic.clone(), self.partition_id());
         let mut attempt = 0;
-        let mut offset = loop {
+        let offset = loop {
             match outcomes::next_offset(&self.db, &topic, partition).await {
                 Ok(offset) => break offset,
                 Err(e) => {
@@ -82,31 +83,13 @@ impl Worker {
             }
         };
         tracing::info!(topic, partition, offset, "consumer started");
-        let fetch_deadline =
-            self.deadline + Duration::from_millis(u64::try_from(self.max_wait_ms).unwrap_or(0));
-        let mut failures = 0;
+        let mut reader =
+            PartitionReader::new(Arc::clone(&self.partition), offset, self.deadline, self.max_wait_ms);
         loop {
-            let fetched = within(
-                fetch_deadline,
-                "fetch",
-                self.partition.fetch_records(offset, 1..4_000_000, self.max_wait_ms),
-            )
-            .await;
-            let records = match fetched {
-                Ok((records, _high_watermark)) => {
-                    failures = 0;
-                    records
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, partition, "consumer: fetch failed; retrying");
-                    RETRY.sleep(failures).await;
-                    failures += 1;
-                    continue;
-                }
-            };
-            let entries: Vec<Entry> = records
+            let entries: Vec<Entry> = reader
+                .next_batch()
+                .await
                 .into_iter()
-                .filter(|r| r.offset >= offset) // a fetch may start before the asked offset
                 .map(|r| {
                     let msg = r.record.value.as_deref().and_then(|v| serde_json::from_slice(v).ok());
                     if msg.is_none() {
@@ -122,11 +105,11 @@ impl Worker {
             for batch in entries.chunks(MAX_BATCH) {
                 let mut attempt = 0;
                 while let Err(e) = self.handle(batch).await {
-                    tracing::warn!(error = %e, partition, offset, "consumer: batch failed; retrying");
+                    tracing::warn!(error = %e, partition, offset = reader.offset(), "consumer: batch failed; retrying");
                     RETRY.sleep(attempt).await;
                     attempt += 1;
                 }
-                offset = batch.last().map_or(offset, |(o, _)| o + 1);
+                reader.advance_to(batch.last().map_or(0, |(o, _)| o + 1));
             }
         }
     }
