@@ -142,3 +142,32 @@ impl Placement {
         (0..partitions).filter(|p| p % count == index).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workers_split_the_partitions_between_them_and_api_instances_own_none() {
+        let worker = |index| Placement { role: Role::Worker, index, count: 2 };
+        assert_eq!(worker(0).owned(5), vec![0, 2, 4]);
+        assert_eq!(worker(1).owned(5), vec![1, 3]);
+        assert_eq!(Placement { role: Role::Api, index: 0, count: 1 }.owned(5), Vec::<i32>::new());
+        assert_eq!(Placement::default().owned(3), vec![0, 1, 2], "one `all` instance consumes everything");
+        // every partition has exactly one owner, whatever the counts
+        for count in 1..=4 {
+            for partitions in 1..=7 {
+                let mut owners = vec![0; usize::try_from(partitions).unwrap_or(0)];
+                for index in 0..count {
+                    for p in (Placement { role: Role::Worker, index, count }).owned(partitions) {
+                        owners[usize::try_from(p).unwrap_or(0)] += 1;
+                    }
+                }
+                assert!(
+                    owners.iter().all(|&n| n == 1),
+                    "{count} workers, {partitions} partitions: {owners:?}"
+                );
+            }
+        }
+    }
+}
