@@ -14,6 +14,7 @@
 //!   if it still holds this holder's value, so a late holder never frees someone else's.
 
 use std::{
+    collections::{BTreeMap, BTreeSet},
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -204,6 +205,69 @@ impl RedisLock {
     }
 }
 
+impl RedisLock {
+    /// The one lease loop (the `redis-lock` strategy and the `kafka-redis-lock` consumers
+    /// share it): take a lease on every event (in event order, so two holders of
+    /// overlapping sets never wait on each other in a cycle), run `work` with their fencing
+    /// tokens, release, and run again when `work` reports it was fenced out (`Ok(None)`:
+    /// a newer holder already wrote, so nothing was written). A fenced-out round first
+    /// raises the fence counter past the database's (Redis came back empty), so the next
+    /// round's tokens are newer. Leases are released after `work` ended, whatever happened
+    /// (a failed release only means the lease expires after `ttl_ms`). Bounded: after
+    /// [`LEASE_ROUNDS`] fenced-out rounds the answer is [`StrategyError::Contention`].
+    ///
+    /// # Errors
+    ///
+    /// A lock that could not be taken in time, Redis or database failures, or `work`'s own.
+    pub(crate) async fn under_leases<T, Fut>(
+        &self,
+        events: &BTreeSet<i64>,
+        mut work: impl FnMut(BTreeMap<i64, i64>) -> Fut,
+    ) -> Result<T, StrategyError>
+    where
+        Fut: std::future::Future<Output = Result<Option<T>, StrategyError>>,
+    {
+        for _ in 0..LEASE_ROUNDS {
+            let mut leases = Vec::with_capacity(events.len());
+            for &event in events {
+                match self.acquire(event).await {
+                    Ok(lease) => leases.push(lease),
+                    Err(e) => {
+                        self.release_all(&leases).await;
+                        return Err(e);
+                    }
+                }
+            }
+            let tokens = leases.iter().map(|l| (l.event_id, l.token)).collect();
+            let result = work(tokens).await;
+            let mut repaired = Ok(());
+            if let Ok(None) = result {
+                for lease in &leases {
+                    repaired = repaired.and(self.repair_fence(lease).await);
+                }
+            }
+            self.release_all(&leases).await;
+            repaired?;
+            if let Some(value) = result? {
+                return Ok(value);
+            }
+        }
+        Err(StrategyError::Contention { attempts: LEASE_ROUNDS })
+    }
+
+    async fn release_all(&self, leases: &[Lease]) {
+        for lease in leases {
+            if let Err(e) = self.release(lease).await {
+                tracing::warn!(error = %e, event_id = lease.event_id, "lock release failed; the lease will expire");
+            }
+        }
+    }
+}
+
+/// Fenced-out rounds before [`RedisLock::under_leases`] gives up; each round takes newer
+/// tokens, so more than one or two means something keeps resetting Redis.
+const LEASE_ROUNDS: u32 = 8;
+
 #[async_trait]
 impl ConcurrencyStrategy for RedisLock {
     fn name(&self) -> StrategyName {
@@ -215,23 +279,16 @@ impl ConcurrencyStrategy for RedisLock {
         if let Some(outcome) = self.sold_out.as_deref().and_then(|b| b.answer_from_memory(request)) {
             return Ok(outcome);
         }
-        // A fenced-out section wrote nothing, so it is safe to take the lock again; the
-        // loop is bounded because each round either answers or takes a newer token.
-        for _ in 0..8 {
-            let lease = self.acquire(request.event_id).await?;
-            let result = self.critical_section(&lease, request).await;
-            if let Ok(None) = result {
-                self.repair_fence(&lease).await?;
+        let event = request.event_id;
+        self.under_leases(&BTreeSet::from([event]), |tokens| async move {
+            let token = tokens.get(&event).copied().unwrap_or(0);
+            match section::run_retrying(&self.db, self.sold_out.as_deref(), request, Gate::Fenced(token))
+                .await?
+            {
+                Attempt::Done(outcome) => Ok(Some(outcome)),
+                Attempt::Fenced | Attempt::Conflict => Ok(None),
             }
-            // Release only after the transaction committed (or rolled back); a failed
-            // release is harmless: the lease expires after ttl_ms.
-            if let Err(e) = self.release(&lease).await {
-                tracing::warn!(error = %e, "lock release failed; the lease will expire");
-            }
-            if let Some(outcome) = result? {
-                return Ok(outcome);
-            }
-        }
-        Err(StrategyError::Contention { attempts: 8 })
+        })
+        .await
     }
 }

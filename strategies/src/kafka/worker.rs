@@ -32,7 +32,7 @@ use crate::{
     ApplyOutcome, StrategyError,
     backoff::Backoff,
     outcomes::{self, RequestResult},
-    redis_lock::{Lease, RedisLock},
+    redis_lock::RedisLock,
     section::{self, BatchAttempt, Gate},
 };
 
@@ -118,21 +118,20 @@ impl Worker {
     async fn handle(&self, batch: &[Entry]) -> Result<(), StrategyError> {
         let Some(next_offset) = batch.last().map(|(o, _)| o + 1) else { return Ok(()) };
         let messages: Vec<&ApplyMessage> = batch.iter().filter_map(|(_, m)| m.as_ref()).collect();
-        // A fenced-out batch (a lease lost mid-way) wrote nothing and runs again under new
-        // leases; each round takes newer tokens, so this ends.
         let started = std::time::Instant::now();
-        let answers = loop {
-            let leases = self.acquire(&messages).await?;
-            let result = self.transact(&messages, next_offset, &leases).await;
-            if let (Some(lock), Ok(None)) = (&self.lock, &result) {
-                for lease in leases.values() {
-                    lock.repair_fence(lease).await?;
-                }
+        let transact = |tokens: BTreeMap<i64, i64>| {
+            let messages = &messages;
+            async move { Ok(self.transact(messages, next_offset, &tokens).await?) }
+        };
+        let answers = match &self.lock {
+            Some(lock) => {
+                let events = messages.iter().map(|m| m.event_id).collect();
+                lock.under_leases(&events, transact).await?
             }
-            self.release(&leases).await;
-            if let Some(answers) = result? {
-                break answers;
-            }
+            // Without a lock nothing is fenced, so one round always answers.
+            None => transact(BTreeMap::new()).await?.ok_or_else(|| {
+                StrategyError::Unavailable("a batch without a lock reported a fence".into())
+            })?,
         };
         let decided = started.elapsed();
         self.answer(answers).await;
@@ -140,41 +139,12 @@ impl Worker {
         Ok(())
     }
 
-    /// One lease per event of the batch, taken in event order (two consumers with
-    /// overlapping events never wait on each other in a cycle).
-    async fn acquire(&self, messages: &[&ApplyMessage]) -> Result<BTreeMap<i64, Lease>, StrategyError> {
-        let mut leases = BTreeMap::new();
-        let Some(lock) = &self.lock else { return Ok(leases) };
-        let events: std::collections::BTreeSet<i64> = messages.iter().map(|m| m.event_id).collect();
-        for event in events {
-            match lock.acquire(event).await {
-                Ok(lease) => {
-                    leases.insert(event, lease);
-                }
-                Err(e) => {
-                    self.release(&leases).await;
-                    return Err(e);
-                }
-            }
-        }
-        Ok(leases)
-    }
-
-    async fn release(&self, leases: &BTreeMap<i64, Lease>) {
-        let Some(lock) = &self.lock else { return };
-        for lease in leases.values() {
-            if let Err(e) = lock.release(lease).await {
-                tracing::warn!(error = %e, "lock release failed; the lease will expire");
-            }
-        }
-    }
-
     /// The batch's transaction. `Ok(None)`: fenced out, nothing written.
     async fn transact<'m>(
         &self,
         messages: &[&'m ApplyMessage],
         next_offset: i64,
-        leases: &BTreeMap<i64, Lease>,
+        tokens: &BTreeMap<i64, i64>,
     ) -> Result<Option<Vec<(&'m ApplyMessage, ApplyOutcome)>>, DbErr> {
         let tx = section::begin(&self.db).await?;
         let backend = tx.get_database_backend();
@@ -196,7 +166,7 @@ impl Worker {
         for (event, requests) in by_event {
             let applicants: Vec<(i64, &str)> =
                 requests.iter().map(|m| (m.user_id, m.request_id.as_str())).collect();
-            let gate = leases.get(&event).map_or(Gate::ReadModifyWrite, |l| Gate::Fenced(l.token));
+            let gate = tokens.get(&event).map_or(Gate::ReadModifyWrite, |t| Gate::Fenced(*t));
             let outcomes = match section::steps_batch(&tx, backend, event, &applicants, gate).await {
                 Ok(BatchAttempt::Done(outcomes)) => outcomes,
                 Ok(BatchAttempt::Fenced) => {
