@@ -14,13 +14,11 @@ use serde::{Deserialize, Serialize};
 use crate::{
     ConcurrencyStrategy,
     app_mutex::AppMutex,
-    db_atomic::db_atomic,
     kafka::{KafkaConfig, KafkaStrategy, Placement},
-    none::no_control,
     optimistic::Optimistic,
-    pessimistic::pessimistic,
     redis_atomic::RedisAtomic,
     redis_lock::{RedisLock, RedisLockConfig},
+    section::{Gate, Gated},
     sold_out::{Shortcut, SoldOutBook},
 };
 
@@ -271,13 +269,13 @@ pub async fn build_strategy(
     let book = config.sold_out_shortcut.then(|| Arc::new(SoldOutBook::new(db.clone())));
     let strategy: Arc<dyn ConcurrencyStrategy> = match config.strategy {
         // `none` shows the race: no shortcut inside its section either
-        StrategyName::NoControl => Arc::new(no_control(db, None)),
+        name @ StrategyName::NoControl => Arc::new(Gated::new(name, Gate::ReadModifyWrite, db, None)),
         StrategyName::AppMutex => Arc::new(AppMutex::new(db, book.clone())),
-        StrategyName::PessimisticLock => Arc::new(pessimistic(db, book.clone())),
+        name @ StrategyName::PessimisticLock => Arc::new(Gated::new(name, Gate::ForUpdate, db, book.clone())),
         StrategyName::OptimisticLock => {
             Arc::new(Optimistic::new(db, config.optimistic.clone(), book.clone()))
         }
-        StrategyName::DbAtomic => Arc::new(db_atomic(db, book.clone())),
+        name @ StrategyName::DbAtomic => Arc::new(Gated::new(name, Gate::Atomic, db, book.clone())),
         StrategyName::RedisLock => Arc::new(
             RedisLock::new(db, need_redis(StrategyName::RedisLock)?, redis_prefix, config.redis_lock.clone())
                 .with_sold_out(book.clone()),

@@ -15,7 +15,8 @@
 //!   sea-orm migration the app includes in its own migrator, plus small data helpers.
 //! - `section`: the shared critical section, parametrised by how stock is read and
 //!   decremented (`Gate`).
-//! - `none`, `app_mutex`, `pessimistic`, `optimistic`, `db_atomic`, [`redis_lock`],
+//! - `none`, `pessimistic-lock`, `db-atomic`: the section behind one gate (`section::Gated`);
+//!   `app_mutex`, `optimistic`, [`redis_lock`],
 //!   `redis_atomic`: one module per strategy.
 //! - `sold_out`: the sold-out shortcut (a monotonic fact answered from memory), wrapping
 //!   any strategy; `event_locks`: per-event in-process FIFO queues.
@@ -33,14 +34,11 @@ mod app_mutex;
 pub mod backoff;
 pub mod config;
 pub mod contract;
-mod db_atomic;
 pub mod dberr;
 mod event_locks;
 pub mod kafka;
-mod none;
 mod optimistic;
 pub mod outcomes;
-mod pessimistic;
 mod redis_atomic;
 pub mod redis_lock;
 pub mod redis_pool;

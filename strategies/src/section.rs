@@ -98,6 +98,32 @@ pub(crate) async fn run(
     Ok(attempt)
 }
 
+/// Steps 0 and 1 of the section, shared by [`steps`] and [`steps_batch`]: the fencing
+/// check (Redis lock only), then the stock read (locking the row for the pessimistic gate).
+/// `Ok(None)`: fenced out — a newer lock holder already wrote, and this one writes nothing.
+async fn fence_and_read(
+    tx: &DatabaseTransaction,
+    backend: DbBackend,
+    event: i64,
+    gate: Gate,
+) -> Result<Option<(i32, i64)>, DbErr> {
+    let mut fenced_out = false;
+    if let Gate::Fenced(token) = gate {
+        let sql = "UPDATE event_stock SET fence_token = ? WHERE event_id = ? AND fence_token < ?";
+        let res = tx.execute_raw(stmt(backend, sql, vec![token.into(), event.into(), token.into()])).await?;
+        fenced_out = res.rows_affected() == 0;
+    }
+    let lock = if gate == Gate::ForUpdate && backend == DbBackend::MySql { " FOR UPDATE" } else { "" };
+    let sql = format!("SELECT remaining, version FROM event_stock WHERE event_id = ?{lock}");
+    let Some(row) = tx.query_one_raw(stmt(backend, &sql, vec![event.into()])).await? else {
+        return Err(DbErr::RecordNotFound(format!("event_stock {event}")));
+    };
+    if fenced_out {
+        return Ok(None);
+    }
+    Ok(Some((row.try_get_by_index::<i32>(0)?, row.try_get_by_index::<i64>(1)?)))
+}
+
 /// The section's steps, in as few statements as the gate allows while the row is held:
 /// a winner costs the stock read (none for the atomic gate), the decrement and the insert;
 /// the duplicate check runs only on the losing path, because for a winner the unique index
@@ -110,26 +136,14 @@ pub(crate) async fn steps(
     gate: Gate,
 ) -> Result<Attempt, DbErr> {
     let event = req.event_id;
-    // 0. the fencing check (Redis lock only)
-    let mut fenced_out = false;
-    if let Gate::Fenced(token) = gate {
-        let sql = "UPDATE event_stock SET fence_token = ? WHERE event_id = ? AND fence_token < ?";
-        let res = tx.execute_raw(stmt(backend, sql, vec![token.into(), event.into(), token.into()])).await?;
-        fenced_out = res.rows_affected() == 0;
-    }
-    // 1. read the stock (locking it for the pessimistic gate); the atomic gate needs no read
+    // 0–1. fence (Redis lock only) and read the stock; the atomic gate needs neither
     let (remaining, version) = if gate == Gate::Atomic {
         (1, 0)
     } else {
-        let lock = if gate == Gate::ForUpdate && backend == DbBackend::MySql { " FOR UPDATE" } else { "" };
-        let sql = format!("SELECT remaining, version FROM event_stock WHERE event_id = ?{lock}");
-        let Some(row) = tx.query_one_raw(stmt(backend, &sql, vec![event.into()])).await? else {
-            return Err(DbErr::RecordNotFound(format!("event_stock {event}")));
-        };
-        if fenced_out {
-            return Ok(Attempt::Fenced);
+        match fence_and_read(tx, backend, event, gate).await? {
+            Some(stock) => stock,
+            None => return Ok(Attempt::Fenced),
         }
-        (row.try_get_by_index::<i32>(0)?, row.try_get_by_index::<i64>(1)?)
     };
     if remaining <= 0 {
         return Ok(Attempt::Done(losing_answer(tx, backend, req).await?));
@@ -217,21 +231,9 @@ pub(crate) async fn steps_batch(
     applicants: &[(i64, &str)],
     gate: Gate,
 ) -> Result<BatchAttempt, DbErr> {
-    let mut fenced_out = false;
-    if let Gate::Fenced(token) = gate {
-        let sql = "UPDATE event_stock SET fence_token = ? WHERE event_id = ? AND fence_token < ?";
-        let res = tx.execute_raw(stmt(backend, sql, vec![token.into(), event.into(), token.into()])).await?;
-        fenced_out = res.rows_affected() == 0;
-    }
-    let lock = if gate == Gate::ForUpdate && backend == DbBackend::MySql { " FOR UPDATE" } else { "" };
-    let sql = format!("SELECT remaining FROM event_stock WHERE event_id = ?{lock}");
-    let Some(row) = tx.query_one_raw(stmt(backend, &sql, vec![event.into()])).await? else {
-        return Err(DbErr::RecordNotFound(format!("event_stock {event}")));
-    };
-    if fenced_out {
+    let Some((remaining, _version)) = fence_and_read(tx, backend, event, gate).await? else {
         return Ok(BatchAttempt::Fenced);
-    }
-    let remaining: i32 = row.try_get_by_index(0)?;
+    };
 
     // readers of this batch who already hold a copy
     let sql = format!(
@@ -344,8 +346,19 @@ pub(crate) async fn run_to_outcome(
     }
 }
 
-/// A strategy that is nothing but the section behind one gate (`none`, `pessimistic-lock`,
-/// `db-atomic`): the gate is the whole mechanism, so one type serves all three.
+/// A strategy that is nothing but the section behind one gate: the gate is the whole
+/// mechanism, so one type serves all three (the factory picks the gate).
+///
+/// - `none` ([`Gate::ReadModifyWrite`]): the section with nothing around it. Two
+///   transactions read the same `remaining`, both write back `remaining - 1`, and one
+///   decrement is lost while both applications are kept — the over-allocation the other
+///   strategies exist to prevent.
+/// - `pessimistic-lock` ([`Gate::ForUpdate`]): every applicant of one event queues on the
+///   stock row's lock inside the database — correct across any number of instances. On
+///   SQLite the section's `BEGIN IMMEDIATE` write lock plays the same role.
+/// - `db-atomic` ([`Gate::Atomic`]): what flash-sale systems do instead of locking — one
+///   conditional `UPDATE … WHERE remaining > 0`; the database re-checks the condition under
+///   its own row lock, so no separate lock or retry is needed.
 #[derive(Debug)]
 pub(crate) struct Gated {
     name: crate::StrategyName,
