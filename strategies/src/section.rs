@@ -216,53 +216,94 @@ pub(crate) enum BatchAttempt {
     Fenced,
 }
 
-/// The section for several applications to one event in one pass, decided in the order
-/// given: the same steps as [`steps`] — fence, read the stock, reject readers who already
-/// hold a copy, decrement, record the winners — but one statement per step for the whole
-/// batch instead of one per application.
+/// One application of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Applicant<'a> {
+    pub(crate) event: i64,
+    pub(crate) user: i64,
+    pub(crate) request_id: &'a str,
+}
+
+/// The section for many applications (to any number of events) in one pass, decided in
+/// the order given: the same steps as [`steps`] — fence, read the stock, reject readers
+/// who already hold a copy, decrement, record the winners — but one statement per step for
+/// the whole batch (one decrement per event) instead of a transaction per application.
+/// An event without a stock row answers `sold_out` (the API checked it before producing).
 ///
-/// For a consumer that owns its partition (its log order *is* the serialisation): the stock
-/// is read and written back, so only [`Gate::ReadModifyWrite`] under partition ownership,
-/// [`Gate::Fenced`] under the lock, or [`Gate::ForUpdate`] are correct here.
+/// For a consumer that owns its partition (its log order *is* the serialisation): the
+/// stock is read and written back, so only [`Gate::ReadModifyWrite`] under partition
+/// ownership or [`Gate::Fenced`] under the lock (`tokens`: event → fencing token) are
+/// correct here.
 pub(crate) async fn steps_batch(
     tx: &DatabaseTransaction,
     backend: DbBackend,
-    event: i64,
-    applicants: &[(i64, &str)],
-    gate: Gate,
+    applicants: &[Applicant<'_>],
+    tokens: &std::collections::BTreeMap<i64, i64>,
 ) -> Result<BatchAttempt, DbErr> {
-    let Some((remaining, _version)) = fence_and_read(tx, backend, event, gate).await? else {
-        return Ok(BatchAttempt::Fenced);
-    };
+    use std::collections::{BTreeSet, HashMap, HashSet};
 
-    // readers of this batch who already hold a copy
-    let sql = format!(
-        "SELECT user_id FROM applications WHERE event_id = ? AND user_id IN ({})",
-        placeholders(applicants.len())
-    );
-    let values =
-        std::iter::once(event.into()).chain(applicants.iter().map(|(user, _)| (*user).into())).collect();
-    let mut holders = std::collections::HashSet::new();
-    for row in tx.query_all_raw(stmt(backend, &sql, values)).await? {
-        holders.insert(row.try_get_by_index::<i64>(0)?);
+    let events: BTreeSet<i64> = applicants.iter().map(|a| a.event).collect();
+    if events.is_empty() {
+        return Ok(BatchAttempt::Done(Vec::new()));
+    }
+    let event_list = placeholders(events.len());
+    let event_values = || events.iter().map(|e| (*e).into());
+
+    // 0. the fencing check, per event (Redis lock only)
+    let mut fenced_out = BTreeSet::new();
+    for (&event, &token) in tokens.iter().filter(|(e, _)| events.contains(e)) {
+        let sql = "UPDATE event_stock SET fence_token = ? WHERE event_id = ? AND fence_token < ?";
+        if tx
+            .execute_raw(stmt(backend, sql, vec![token.into(), event.into(), token.into()]))
+            .await?
+            .rows_affected()
+            == 0
+        {
+            fenced_out.insert(event);
+        }
+    }
+    // 1. the stock of every event
+    let sql = format!("SELECT event_id, remaining FROM event_stock WHERE event_id IN ({event_list})");
+    let mut left: HashMap<i64, i32> = HashMap::new();
+    for row in tx.query_all_raw(stmt(backend, &sql, event_values().collect())).await? {
+        left.insert(row.try_get_by_index(0)?, row.try_get_by_index(1)?);
+    }
+    if fenced_out.iter().any(|e| left.contains_key(e)) {
+        return Ok(BatchAttempt::Fenced);
     }
 
-    // decide in order
-    let mut left = remaining;
+    // 2. readers of this batch who already hold a copy (the IN lists over-select; the
+    //    pairs are checked below)
+    let users: BTreeSet<i64> = applicants.iter().map(|a| a.user).collect();
+    let sql = format!(
+        "SELECT event_id, user_id FROM applications WHERE event_id IN ({event_list}) AND user_id IN ({})",
+        placeholders(users.len())
+    );
+    let values = event_values().chain(users.iter().map(|u| (*u).into())).collect();
+    let mut holders: HashSet<(i64, i64)> = HashSet::new();
+    for row in tx.query_all_raw(stmt(backend, &sql, values)).await? {
+        holders.insert((row.try_get_by_index(0)?, row.try_get_by_index(1)?));
+    }
+
+    // 3. decide in order
     let mut winners = Vec::new();
+    let mut taken: HashMap<i64, i64> = HashMap::new();
     let mut outcomes: Vec<ApplyOutcome> = applicants
         .iter()
         .enumerate()
-        .map(|(i, (user, _))| {
-            if holders.contains(user) {
-                ApplyOutcome::AlreadyApplied
-            } else if left <= 0 {
-                ApplyOutcome::SoldOut
-            } else {
-                left -= 1;
-                holders.insert(*user);
-                winners.push(i);
-                ApplyOutcome::Won { application_id: 0 } // the id is filled in below
+        .map(|(i, a)| {
+            if holders.contains(&(a.event, a.user)) {
+                return ApplyOutcome::AlreadyApplied;
+            }
+            match left.get_mut(&a.event) {
+                Some(stock) if *stock > 0 => {
+                    *stock -= 1;
+                    *taken.entry(a.event).or_default() += 1;
+                    holders.insert((a.event, a.user));
+                    winners.push(i);
+                    ApplyOutcome::Won { application_id: 0 } // the id is filled in below
+                }
+                _ => ApplyOutcome::SoldOut,
             }
         })
         .collect();
@@ -270,35 +311,40 @@ pub(crate) async fn steps_batch(
         return Ok(BatchAttempt::Done(outcomes));
     }
 
-    let taken = i64::try_from(winners.len()).unwrap_or(i64::MAX);
-    let sql = "UPDATE event_stock SET remaining = ?, version = version + ? WHERE event_id = ?";
-    tx.execute_raw(stmt(backend, sql, vec![left.into(), taken.into(), event.into()])).await?;
-    // One multi-row insert; a concurrent twin of a reader fails it on the unique index and
-    // the caller runs the batch again (then the twin is seen above).
+    // 4. take the copies (one write per event) and record the winners in one insert; a
+    //    concurrent twin of a reader fails it on the unique index and the caller runs the
+    //    batch again (then the twin is seen in step 2)
+    for (event, count) in &taken {
+        let remaining = left.get(event).copied().unwrap_or(0);
+        let sql = "UPDATE event_stock SET remaining = ?, version = version + ? WHERE event_id = ?";
+        tx.execute_raw(stmt(backend, sql, vec![remaining.into(), (*count).into(), (*event).into()])).await?;
+    }
     let rows = vec!["(?, ?, ?, 'won', ?)"; winners.len()].join(", ");
     let sql =
         format!("INSERT INTO applications (event_id, user_id, request_id, status, created_at) VALUES {rows}");
     let now = Utc::now();
     let mut values = Vec::with_capacity(winners.len() * 4);
     for &i in &winners {
-        let (user, request_id) = applicants[i];
-        values.extend([event.into(), user.into(), request_id.into(), now.into()]);
+        let a = applicants[i];
+        values.extend([a.event.into(), a.user.into(), a.request_id.into(), now.into()]);
     }
     tx.execute_raw(stmt(backend, &sql, values)).await?;
-    // the ids, which order the winners (multi-row insert ids are not portable to read back)
+
+    // 5. the ids, which order the winners (a multi-row insert's ids cannot be read back
+    //    portably)
     let sql = format!(
-        "SELECT user_id, id FROM applications WHERE event_id = ? AND user_id IN ({})",
+        "SELECT event_id, user_id, id FROM applications WHERE event_id IN ({event_list}) AND user_id IN ({})",
         placeholders(winners.len())
     );
-    let values =
-        std::iter::once(event.into()).chain(winners.iter().map(|&i| applicants[i].0.into())).collect();
-    let mut ids = std::collections::HashMap::new();
+    let values = event_values().chain(winners.iter().map(|&i| applicants[i].user.into())).collect();
+    let mut ids: HashMap<(i64, i64), i64> = HashMap::new();
     for row in tx.query_all_raw(stmt(backend, &sql, values)).await? {
-        ids.insert(row.try_get_by_index::<i64>(0)?, row.try_get_by_index::<i64>(1)?);
+        ids.insert((row.try_get_by_index(0)?, row.try_get_by_index(1)?), row.try_get_by_index(2)?);
     }
     for &i in &winners {
-        let id = ids.get(&applicants[i].0).copied().ok_or_else(|| {
-            DbErr::Custom(format!("the application just stored for user {} is missing", applicants[i].0))
+        let a = applicants[i];
+        let id = ids.get(&(a.event, a.user)).copied().ok_or_else(|| {
+            DbErr::Custom(format!("the application just stored for user {} is missing", a.user))
         })?;
         outcomes[i] = ApplyOutcome::Won { application_id: id };
     }
@@ -468,17 +514,48 @@ mod tests {
         let db = db_with_event(3).await;
         run(&db, None, &request(1), Gate::ReadModifyWrite).await.expect("reader 1 already holds one");
         let tx = begin(&db).await.expect("tx");
-        let applicants = [(1, "a"), (2, "b"), (2, "c"), (3, "d"), (4, "e")];
+        let applicants: Vec<_> = [(1, "a"), (2, "b"), (2, "c"), (3, "d"), (4, "e"), (5, "f")]
+            .into_iter()
+            .map(|(user, request_id)| Applicant { event: if user == 5 { 99 } else { 1 }, user, request_id })
+            .collect();
         let attempt =
-            steps_batch(&tx, DbBackend::Sqlite, 1, &applicants, Gate::ReadModifyWrite).await.expect("batch");
+            steps_batch(&tx, DbBackend::Sqlite, &applicants, &Default::default()).await.expect("batch");
         tx.commit().await.expect("commit");
         let BatchAttempt::Done(outcomes) = attempt else { panic!("not fenced: {attempt:?}") };
         let names: Vec<_> = outcomes.iter().map(|o| o.as_str()).collect();
-        assert_eq!(names, ["already_applied", "won", "already_applied", "won", "sold_out"]);
+        assert_eq!(names, ["already_applied", "won", "already_applied", "won", "sold_out", "sold_out"]);
         // the winners' ids follow the log order
         assert!(outcomes[1].application_id() < outcomes[3].application_id());
         assert_eq!(schema::remaining(&db, 1).await.expect("stock"), Some(0));
         assert_eq!(schema::winners(&db, 1).await.expect("winners").len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_batch_over_several_events_keeps_each_events_stock_and_a_stale_token_is_fenced() {
+        let db = db_with_event(1).await;
+        schema::insert_stock(&db, 2, 2).await.expect("second event");
+        let tx = begin(&db).await.expect("tx");
+        let applicants: Vec<_> = [(1, 10, "a"), (2, 10, "b"), (1, 11, "c"), (2, 11, "d"), (2, 12, "e")]
+            .into_iter()
+            .map(|(event, user, request_id)| Applicant { event, user, request_id })
+            .collect();
+        let tokens = std::collections::BTreeMap::from([(1, 5), (2, 5)]);
+        let attempt = steps_batch(&tx, DbBackend::Sqlite, &applicants, &tokens).await.expect("batch");
+        tx.commit().await.expect("commit");
+        let BatchAttempt::Done(outcomes) = attempt else { panic!("not fenced: {attempt:?}") };
+        let names: Vec<_> = outcomes.iter().map(|o| o.as_str()).collect();
+        assert_eq!(names, ["won", "won", "sold_out", "won", "sold_out"]);
+        assert_eq!(schema::remaining(&db, 1).await.expect("stock"), Some(0));
+        assert_eq!(schema::remaining(&db, 2).await.expect("stock"), Some(0));
+
+        // token 5 wrote; token 4 is a holder whose lease expired: it writes nothing
+        let tx = begin(&db).await.expect("tx");
+        let late = [Applicant { event: 2, user: 20, request_id: "z" }];
+        let stale = std::collections::BTreeMap::from([(2, 4)]);
+        assert_eq!(
+            steps_batch(&tx, DbBackend::Sqlite, &late, &stale).await.expect("batch"),
+            BatchAttempt::Fenced
+        );
     }
 
     #[tokio::test]

@@ -2,7 +2,8 @@
 //! fetched batch at a time.
 //!
 //! One database transaction holds a whole batch: the allocations (one pass of the section
-//! per event, [`section::steps_batch`]), every request's final answer, and the next offset.
+//! for the whole batch, [`section::steps_batch`]), every request's final answer, and the
+//! next offset.
 //! A crash anywhere before the commit means the batch is processed again on restart; after
 //! it, never again. A record seen twice (producer retry, replayed key) finds its answer
 //! already stored and only re-sends it. A failing batch is retried — never skipped —
@@ -33,7 +34,7 @@ use crate::{
     backoff::Backoff,
     outcomes::{self, RequestResult},
     redis_lock::RedisLock,
-    section::{self, BatchAttempt, Gate},
+    section::{self, Applicant, BatchAttempt},
 };
 
 /// Most records in one transaction (bounds statement sizes and lock hold time).
@@ -158,33 +159,24 @@ impl Worker {
                 fresh.push(m);
             }
         }
-        let mut by_event: BTreeMap<i64, Vec<&ApplyMessage>> = BTreeMap::new();
-        for m in &fresh {
-            by_event.entry(m.event_id).or_default().push(m);
-        }
-        let mut stored = Vec::with_capacity(fresh.len());
-        for (event, requests) in by_event {
-            let applicants: Vec<(i64, &str)> =
-                requests.iter().map(|m| (m.user_id, m.request_id.as_str())).collect();
-            let gate = tokens.get(&event).map_or(Gate::ReadModifyWrite, |t| Gate::Fenced(*t));
-            let outcomes = match section::steps_batch(&tx, backend, event, &applicants, gate).await {
-                Ok(BatchAttempt::Done(outcomes)) => outcomes,
-                Ok(BatchAttempt::Fenced) => {
-                    tx.rollback().await?;
-                    return Ok(None);
-                }
-                // The API checked the event before producing; a vanished stock row can only
-                // be answered "sold out".
-                Err(DbErr::RecordNotFound(_)) => vec![ApplyOutcome::SoldOut; applicants.len()],
-                Err(e) => return Err(e),
-            };
-            for (m, outcome) in requests.iter().zip(outcomes) {
-                decided.insert(m.request_id.clone(), outcome);
-                stored.push((
-                    m.request_id.as_str(),
-                    RequestResult { event_id: m.event_id, user_id: m.user_id, outcome },
-                ));
+        let applicants: Vec<Applicant<'_>> = fresh
+            .iter()
+            .map(|m| Applicant { event: m.event_id, user: m.user_id, request_id: m.request_id.as_str() })
+            .collect();
+        let decisions = match section::steps_batch(&tx, backend, &applicants, tokens).await? {
+            BatchAttempt::Done(outcomes) => outcomes,
+            BatchAttempt::Fenced => {
+                tx.rollback().await?;
+                return Ok(None);
             }
+        };
+        let mut stored = Vec::with_capacity(fresh.len());
+        for (m, outcome) in fresh.iter().zip(decisions) {
+            decided.insert(m.request_id.clone(), outcome);
+            stored.push((
+                m.request_id.as_str(),
+                RequestResult { event_id: m.event_id, user_id: m.user_id, outcome },
+            ));
         }
         outcomes::store_results(&tx, &stored).await?;
         outcomes::store_offset(&tx, &self.topic, self.partition_id(), next_offset).await?;
