@@ -7,6 +7,8 @@ WORKDIR /src
 # source changes.
 COPY Cargo.toml Cargo.lock rustfmt.toml ./
 COPY strategies/Cargo.toml strategies/Cargo.toml
+# rskafka with TCP_NODELAY (see vendor/README.md): a dependency, built in this layer
+COPY vendor vendor
 RUN mkdir -p src benches strategies/src \
     && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
     && echo 'fn main() {}' > benches/strategies.rs \

@@ -74,16 +74,13 @@ struct Setup {
 
 impl Setup {
     async fn new(books: u64) -> Option<Self> {
-        let server = contract::test_mysql_url();
-        let probe = tokio::time::timeout(Duration::from_secs(3), contract::connect(&server, 1)).await;
-        if !matches!(probe, Ok(Ok(_))) {
-            eprintln!("search bench skipped: MariaDB at {server} is not reachable (run scripts/services-up)");
-            return None;
-        }
-        let name = format!("nanum_bench_search_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-        let admin = contract::connect(&server, 1).await.ok()?;
-        admin.execute_unprepared(&format!("CREATE DATABASE `{name}`")).await.ok()?;
-        let url = format!("{}/{name}", server.trim_end_matches('/'));
+        let (url, name) = match contract::create_mariadb_database("bench_search").await {
+            Ok(created) => created,
+            Err(why) => {
+                eprintln!("search bench skipped: MariaDB is not reachable ({why}); run scripts/services-up");
+                return None;
+            }
+        };
         let db = nanum::db::connect(&DatabaseSettings { url: url.clone(), max_connections: 16 })
             .await
             .expect("connect to the bench database");

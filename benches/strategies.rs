@@ -47,7 +47,7 @@ use std::{
 };
 
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, Statement};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
 use strategies::{
     Backends, ConcurrencyConfig, ConcurrencyStrategy, StrategyName, build_strategy,
     contract::{self, RaceReport},
@@ -63,8 +63,6 @@ const DEFAULT_COPIES: i32 = 10;
 const MARIADB_POOL: u32 = 48;
 /// SQLite pool: it has one writer anyway; more connections would only queue on its lock.
 const SQLITE_POOL: u32 = 8;
-/// How long to wait for the MariaDB server before skipping it.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The shape of every race in this run.
 #[derive(Debug, Clone, Copy)]
@@ -143,31 +141,11 @@ impl Backend {
 
 /// A fresh MariaDB database with the race tables, or why there is none.
 async fn mariadb() -> Result<Backend, String> {
-    // `fresh_mariadb` panics under `CI=true` when the server is absent — right for the
-    // contract tests, wrong for a bench — so find out first whether the server answers.
-    let server = contract::test_mysql_url();
-    let mut opts = ConnectOptions::new(server.clone());
-    opts.max_connections(1).connect_timeout(PROBE_TIMEOUT).sqlx_logging(false);
-    // The outer timeout also covers a host that swallows packets instead of refusing.
-    match tokio::time::timeout(PROBE_TIMEOUT, Database::connect(opts)).await {
-        Ok(Ok(probe)) => {
-            let _ = probe.close().await;
-        }
-        Ok(Err(e)) => return Err(format!("MariaDB is not reachable ({server}: {e})")),
-        Err(_) => {
-            return Err(format!("MariaDB is not reachable ({server}: no answer within {PROBE_TIMEOUT:?})"));
-        }
-    }
-    let db = contract::fresh_mariadb("bench", MARIADB_POOL)
+    let (url, name) = contract::create_mariadb_database("bench")
         .await
-        .ok_or_else(|| "could not create the bench database on MariaDB".to_owned())?;
-    let name = db
-        .query_one_raw(Statement::from_string(db.get_database_backend(), "SELECT DATABASE()"))
-        .await
-        .ok()
-        .flatten()
-        .and_then(|row| row.try_get_by_index::<String>(0).ok())
-        .ok_or_else(|| "could not read the bench database's name".to_owned())?;
+        .map_err(|why| format!("MariaDB is not reachable ({why})"))?;
+    let db = contract::connect(&url, MARIADB_POOL).await.map_err(|e| e.to_string())?;
+    contract::migrate(&db).await.map_err(|e| e.to_string())?;
     Ok(Backend { label: "mariadb", db, cleanup: Cleanup::DropDatabase(name) })
 }
 
@@ -241,7 +219,7 @@ async fn timed_races(
             .expect("read back the race");
         total += report.elapsed;
 
-        if name == StrategyName::None {
+        if name == StrategyName::NoControl {
             none_tally.lock().expect("tally lock poisoned").record(&report);
             continue;
         }
@@ -336,7 +314,7 @@ fn race_group(c: &mut Criterion) {
             });
             // Printed once, after criterion's lines: over all warm-up and measured races.
             let tally = none_tally.into_inner().expect("tally lock poisoned");
-            if name == StrategyName::None && tally.races > 0 {
+            if name == StrategyName::NoControl && tally.races > 0 {
                 tally.print(backend.label, shape);
             }
         }

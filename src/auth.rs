@@ -21,7 +21,7 @@ use crate::{
     configuration::{Argon2Settings, AuthSettings},
     entities::user,
     error::ApiError,
-    startup::AppState,
+    state::AppState,
 };
 
 /// Role names as stored.
@@ -117,7 +117,7 @@ impl std::fmt::Debug for TokenService {
 impl TokenService {
     /// From `[auth]`.
     pub fn new(cfg: &AuthSettings) -> Self {
-        Self::with_secret(&cfg.jwt_secret, Duration::from_secs(cfg.token_ttl_secs))
+        Self::with_secret(cfg.jwt_secret.expose(), Duration::from_secs(cfg.token_ttl_secs))
     }
 
     /// From a secret and a lifetime.
@@ -281,7 +281,7 @@ pub async fn bootstrap_admin(
             active.update(db).await?;
         }
         None => {
-            let hash = passwords.hash(cfg.admin_password.clone()).await?;
+            let hash = passwords.hash(cfg.admin_password.expose().to_owned()).await?;
             let admin = user::ActiveModel {
                 email: Set(email),
                 password_hash: Set(hash),

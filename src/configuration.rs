@@ -93,17 +93,42 @@ pub struct InstanceSettings {
     pub role: Role,
 }
 
+/// A configured secret: `Debug` (and so every log line and error that formats settings)
+/// shows `[redacted]`; the value is read only through [`Secret::expose`].
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The value, for the one place that needs it (signing, hashing).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Self(value.to_owned())
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
 /// `[auth]`
 #[derive(Debug, Clone, Deserialize)]
 pub struct AuthSettings {
     /// HMAC secret of access tokens.
-    pub jwt_secret: String,
+    pub jwt_secret: Secret,
     /// Access-token lifetime.
     pub token_ttl_secs: u64,
     /// Account created (or promoted) as admin at start-up.
     pub admin_email: String,
     /// Its password when it is first created.
-    pub admin_password: String,
+    pub admin_password: Secret,
     /// Failed logins per email within the window before 429.
     pub login_max_failures: u32,
     /// Window of that count.
@@ -203,12 +228,12 @@ impl Settings {
     /// One line naming the setting to change.
     pub fn check(&self) -> Result<(), String> {
         if self.environment == "production" {
-            if self.auth.jwt_secret == DEV_JWT_SECRET || self.auth.jwt_secret.len() < 32 {
+            if self.auth.jwt_secret.expose() == DEV_JWT_SECRET || self.auth.jwt_secret.expose().len() < 32 {
                 return Err("auth.jwt_secret has its development default (or is shorter than 32 \
                             bytes); set APP__AUTH__JWT_SECRET"
                     .into());
             }
-            if self.auth.admin_password == DEV_ADMIN_PASSWORD {
+            if self.auth.admin_password.expose() == DEV_ADMIN_PASSWORD {
                 return Err("auth.admin_password has its development default; set \
                             APP__AUTH__ADMIN_PASSWORD"
                     .into());
@@ -227,5 +252,17 @@ impl Settings {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod secret_tests {
+    use super::Secret;
+
+    #[test]
+    fn a_secret_never_shows_in_debug_output() {
+        let secret = Secret::from("hunter2-hunter2");
+        assert_eq!(format!("{secret:?}"), "[redacted]");
+        assert_eq!(secret.expose(), "hunter2-hunter2");
     }
 }

@@ -6,7 +6,9 @@
 //! - [`configuration`]: layered settings (`config/*.toml` → `APP__…` env → flags).
 //! - [`startup`]: [`startup::Application`] — connect, migrate, bootstrap the admin, build the
 //!   strategy, bind (port 0 in tests), serve until a signal.
-//! - [`routes`]: the HTTP contract of API.md, one file per resource.
+//! - [`state`]: [`state::AppState`], what every request shares.
+//! - [`routes`]: the HTTP contract of docs/API.md, one file per resource.
+//! - [`event_cache`]: events by id in memory (they never change once created).
 //! - [`error`]: [`error::ApiError`], one variant per status and error code.
 //! - [`auth`]: argon2id passwords, HS256 tokens, the `AuthUser` extractor, login throttle.
 //! - [`db`], [`migration`], [`entities`]: database access; the race tables themselves are
@@ -16,8 +18,6 @@
 //! - [`seed`]: a generated catalogue (Korean and English) for measuring search.
 //! - [`cli`]: the `nanum` command line (`loadtest` and `compare` are in the `nanum-load`
 //!   crate, with the multi-instance harness the tests use).
-#![deny(unsafe_code)]
-#![warn(clippy::all, rust_2018_idioms)]
 
 pub mod auth;
 pub mod cli;
@@ -25,8 +25,10 @@ pub mod configuration;
 pub mod db;
 pub mod entities;
 pub mod error;
+pub mod event_cache;
 pub mod migration;
 pub mod routes;
 pub mod search;
 pub mod seed;
 pub mod startup;
+pub mod state;

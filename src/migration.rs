@@ -14,7 +14,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(Catalogue),
             Box::new(strategies::schema::Migration),
-            Box::new(strategies::kafka::store::Migration),
+            Box::new(strategies::outcomes::Migration),
             Box::new(SearchOutbox),
         ]
     }
@@ -169,10 +169,11 @@ impl MigrationTrait for SearchOutbox {
         .await?;
         if m.get_database_backend() == sea_orm::DbBackend::MySql {
             m.get_connection()
-                .execute_unprepared(&format!(
-                    "CREATE FULLTEXT INDEX ft_books ON books ({})",
-                    crate::search::engines::FULLTEXT_COLUMNS
-                ))
+                // Written out, not read from the search engine's constant: a migration is
+                // history, and changing that constant later must not rewrite this one.
+                .execute_unprepared(
+                    "CREATE FULLTEXT INDEX ft_books ON books (title, author, publisher, description)",
+                )
                 .await?;
         }
         Ok(())

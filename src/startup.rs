@@ -7,40 +7,21 @@ use std::{net::TcpListener, sync::Arc, time::Duration};
 use actix_web::{App, HttpServer, dev::Server, web};
 use sea_orm::DatabaseConnection;
 use sea_orm_migration::MigratorTrait;
-use strategies::{Backends, ConcurrencyStrategy, StrategyName, build_strategy, kafka::Placement, redis_pool};
+use strategies::{Backends, StrategyName, build_strategy, kafka::Placement, redis_pool};
 
 use crate::{
     auth::{LoginThrottle, PasswordService, TokenService, bootstrap_admin},
     configuration::Settings,
     db,
+    event_cache::EventCache,
     migration::Migrator,
     routes,
     search::{
         SearchIndex, WriterBudget,
         outbox::{self, SyncConfig},
     },
+    state::AppState,
 };
-
-/// Shared by every request.
-#[derive(Debug)]
-pub struct AppState {
-    /// Database pool.
-    pub db: DatabaseConnection,
-    /// The configured concurrency strategy.
-    pub strategy: Arc<dyn ConcurrencyStrategy>,
-    /// Redis, when `redis.url` is set (for readiness; the strategy holds its own handle).
-    pub redis: Option<deadpool_redis::Pool>,
-    /// Settings as loaded.
-    pub settings: Settings,
-    /// argon2id.
-    pub passwords: PasswordService,
-    /// JWT.
-    pub tokens: TokenService,
-    /// Failed-login counter.
-    pub logins: LoginThrottle,
-    /// The catalogue's search index (its sync task runs beside the server).
-    pub search: Arc<SearchIndex>,
-}
 
 /// A built, bound, not yet running server.
 pub struct Application {
@@ -107,6 +88,7 @@ impl Application {
             settings,
             passwords,
             search,
+            events: EventCache::default(),
         });
         let mut server =
             HttpServer::new(move || App::new().app_data(state.clone()).configure(routes::configure))

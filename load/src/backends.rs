@@ -140,7 +140,8 @@ impl FreshDatabase {
     pub async fn create(database: &Database, prefix: &str) -> anyhow::Result<Self> {
         match database {
             Database::MariaDb(server) => {
-                let url = contract::create_database(server, prefix).await.map_err(anyhow::Error::msg)?;
+                let (url, _) =
+                    contract::create_mariadb_database_on(server, prefix).await.map_err(anyhow::Error::msg)?;
                 Ok(Self { url, sqlite_file: None })
             }
             Database::Sqlite => {

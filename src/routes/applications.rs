@@ -3,10 +3,11 @@
 
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use chrono::Utc;
+use serde::Serialize;
 use serde_json::json;
-use strategies::{ApplyOutcome, ApplyRequest, kafka::store, schema};
+use strategies::{ApplyOutcome, ApplyRequest, outcomes, schema};
 
-use crate::{auth::AuthUser, error::ApiError, routes::events, startup::AppState};
+use crate::{auth::AuthUser, error::ApiError, routes::events, state::AppState};
 
 /// Longest accepted `Idempotency-Key`.
 const MAX_KEY_LEN: usize = 64;
@@ -29,16 +30,63 @@ fn request_id(req: &HttpRequest, user_id: i64) -> Result<(String, bool), ApiErro
     Ok((format!("u{user_id}:{key}"), true))
 }
 
+/// The application resource, one shape for every answer that shows one: fields that an
+/// answer does not know are left out rather than invented.
+#[derive(Debug, Serialize)]
+struct ApplicationBody<'a> {
+    /// The numeric id once allocated; the request id while only that is known.
+    application_id: ApplicationId<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event_id: Option<i64>,
+    user_id: i64,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    strategy: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created_at: Option<chrono::DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum ApplicationId<'a> {
+    Allocated(i64),
+    Request(&'a str),
+}
+
+impl<'a> ApplicationBody<'a> {
+    /// A stored winner.
+    fn stored(app: &'a schema::Application) -> Self {
+        Self {
+            application_id: ApplicationId::Allocated(app.id),
+            request_id: None,
+            event_id: Some(app.event_id),
+            user_id: app.user_id,
+            status: "won",
+            strategy: None,
+            created_at: None,
+        }
+    }
+
+    /// A request known only by its id (pending, or answered without an allocation).
+    fn request(request_id: &'a str, user_id: i64, status: &'static str) -> Self {
+        Self {
+            application_id: ApplicationId::Request(request_id),
+            request_id: None,
+            event_id: None,
+            user_id,
+            status,
+            strategy: None,
+            created_at: None,
+        }
+    }
+}
+
 fn won(app: &schema::Application, strategy: &str) -> HttpResponse {
-    HttpResponse::Created().insert_header(("Location", format!("/api/v1/applications/{}", app.id))).json(
-        json!({
-            "application_id": app.id,
-            "event_id": app.event_id,
-            "user_id": app.user_id,
-            "status": "won",
-            "strategy": strategy,
-        }),
-    )
+    HttpResponse::Created()
+        .insert_header(("Location", format!("/api/v1/applications/{}", app.id)))
+        .json(ApplicationBody { strategy: Some(strategy), ..ApplicationBody::stored(app) })
 }
 
 /// 201 won · 409 `sold_out` / `already_applied` · 422 `event_not_open` / `event_closed`.
@@ -64,7 +112,7 @@ pub(crate) async fn apply(
         if let Some(app) = schema::application_by_request(&state.db, &request_id).await? {
             return Ok(won(&app, strategy));
         }
-        match store::result_of(&state.db, &request_id).await?.map(|r| r.outcome) {
+        match outcomes::result_of(&state.db, &request_id).await?.map(|r| r.outcome) {
             Some(ApplyOutcome::SoldOut) => return Err(ApiError::SoldOut),
             Some(ApplyOutcome::AlreadyApplied) => return Err(ApiError::AlreadyApplied),
             _ => {}
@@ -87,9 +135,10 @@ pub(crate) async fn apply(
         ApplyOutcome::AlreadyApplied => Err(ApiError::AlreadyApplied),
         ApplyOutcome::Pending => Ok(HttpResponse::Accepted()
             .insert_header(("Location", format!("/api/v1/applications/{}", request.request_id)))
-            .json(
-                json!({ "application_id": request.request_id, "status": "pending", "strategy": strategy }),
-            )),
+            .json(ApplicationBody {
+                strategy: Some(strategy),
+                ..ApplicationBody::request(&request.request_id, user.id, "pending")
+            })),
         other => Err(ApiError::internal(anyhow::anyhow!("unexpected outcome {other:?}"))),
     }
 }
@@ -107,16 +156,15 @@ async fn by_request(state: &AppState, user: &AuthUser, request_id: &str) -> Resu
         return Err(ApiError::Forbidden("this application belongs to another reader"));
     }
     if let Some(app) = schema::application_by_request(&state.db, request_id).await? {
-        return Ok(HttpResponse::Ok().json(json!({
-            "application_id": app.id, "request_id": request_id, "event_id": app.event_id, "user_id": app.user_id, "status": app.status,
-        })));
+        return Ok(HttpResponse::Ok()
+            .json(ApplicationBody { request_id: Some(request_id), ..ApplicationBody::stored(&app) }));
     }
-    let body = match store::result_of(&state.db, request_id).await? {
-        Some(done) => {
-            let (status, _) = store::outcome_name(done.outcome);
-            json!({ "application_id": request_id, "event_id": done.event_id, "user_id": done.user_id, "status": status })
-        }
-        None => json!({ "application_id": request_id, "user_id": owner, "status": "pending" }),
+    let body = match outcomes::result_of(&state.db, request_id).await? {
+        Some(done) => ApplicationBody {
+            event_id: Some(done.event_id),
+            ..ApplicationBody::request(request_id, done.user_id, done.outcome.as_str())
+        },
+        None => ApplicationBody::request(request_id, owner, "pending"),
     };
     Ok(HttpResponse::Ok().json(body))
 }
@@ -135,12 +183,7 @@ pub(crate) async fn get(
     if app.user_id != user.id && !user.is_admin() {
         return Err(ApiError::Forbidden("this application belongs to another reader"));
     }
-    Ok(HttpResponse::Ok().json(json!({
-        "application_id": app.id,
-        "event_id": app.event_id,
-        "user_id": app.user_id,
-        "status": app.status,
-    })))
+    Ok(HttpResponse::Ok().json(ApplicationBody::stored(&app)))
 }
 
 /// The winners of an event in allocation order (admin).
@@ -155,7 +198,11 @@ pub(crate) async fn list_for_event(
     let winners = schema::winners(&state.db, event.id).await?;
     let items: Vec<_> = winners
         .iter()
-        .map(|a| json!({ "application_id": a.id, "user_id": a.user_id, "status": a.status, "created_at": a.created_at }))
+        .map(|a| ApplicationBody {
+            event_id: None,
+            created_at: Some(a.created_at),
+            ..ApplicationBody::stored(a)
+        })
         .collect();
     Ok(HttpResponse::Ok().json(json!({ "event_id": event.id, "total": items.len(), "items": items })))
 }

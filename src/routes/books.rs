@@ -12,7 +12,7 @@ use crate::{
     entities::book,
     error::{ApiError, FieldErrors},
     search::outbox,
-    startup::AppState,
+    state::AppState,
 };
 
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`) in PATCH.
@@ -128,11 +128,9 @@ pub(crate) async fn create(
     model.description = Set(None);
     model.published_at = Set(None);
     fields.apply_to(&mut model);
-    let tx = state.db.begin().await?;
-    let saved = model.insert(&tx).await?;
-    outbox::record(&tx, &[saved.id]).await?;
-    tx.commit().await?;
-    state.search.notify();
+    let write = BookWrite::begin(&state).await?;
+    let saved = model.insert(&write.tx).await?;
+    write.commit(&state, saved.id).await?;
     Ok(HttpResponse::Created().insert_header(("Location", format!("/api/v1/books/{}", saved.id))).json(saved))
 }
 
@@ -168,11 +166,9 @@ pub(crate) async fn update(
     fields.validate(false)?;
     let mut model: book::ActiveModel = find(&state, id.into_inner()).await?.into();
     fields.apply_to(&mut model);
-    let tx = state.db.begin().await?;
-    let saved = model.update(&tx).await?;
-    outbox::record(&tx, &[saved.id]).await?;
-    tx.commit().await?;
-    state.search.notify();
+    let write = BookWrite::begin(&state).await?;
+    let saved = model.update(&write.tx).await?;
+    write.commit(&state, saved.id).await?;
     Ok(HttpResponse::Ok().json(saved))
 }
 
@@ -185,8 +181,8 @@ pub(crate) async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     user.require_admin()?;
     let id = id.into_inner();
-    let tx = state.db.begin().await?;
-    let result = book::Entity::delete_by_id(id).exec(&tx).await.map_err(|e| {
+    let write = BookWrite::begin(&state).await?;
+    let result = book::Entity::delete_by_id(id).exec(&write.tx).await.map_err(|e| {
         if strategies::dberr::is_foreign_key_violation(&e) {
             ApiError::Conflict("an event gives this book away; delete is refused")
         } else {
@@ -196,8 +192,25 @@ pub(crate) async fn delete(
     if result.rows_affected == 0 {
         return Err(ApiError::NotFound("book"));
     }
-    outbox::record(&tx, &[id]).await?;
-    tx.commit().await?;
-    state.search.notify();
+    write.commit(&state, id).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// One book write: the change and its outbox row commit in one transaction (so the index
+/// can never miss it), then the sync task is woken instead of waiting for its next poll.
+struct BookWrite {
+    tx: sea_orm::DatabaseTransaction,
+}
+
+impl BookWrite {
+    async fn begin(state: &AppState) -> Result<Self, ApiError> {
+        Ok(Self { tx: state.db.begin().await? })
+    }
+
+    async fn commit(self, state: &AppState, book_id: i64) -> Result<(), ApiError> {
+        outbox::record(&self.tx, &[book_id]).await?;
+        self.tx.commit().await?;
+        state.search.notify();
+        Ok(())
+    }
 }

@@ -11,7 +11,7 @@ use crate::{
     auth::AuthUser,
     entities::{book, event},
     error::{ApiError, FieldErrors},
-    startup::AppState,
+    state::AppState,
 };
 
 /// Most copies one event may offer.
@@ -27,7 +27,7 @@ pub(crate) struct NewEvent {
     closes_at: Option<DateTime<Utc>>,
 }
 
-/// An event as API.md shows it.
+/// An event as docs/API.md shows it.
 #[derive(Debug, Serialize)]
 pub(crate) struct EventBody {
     id: i64,
@@ -65,8 +65,14 @@ impl EventBody {
     }
 }
 
+/// The event (from the cache after its first read: events never change once created).
 pub(crate) async fn find(state: &AppState, id: i64) -> Result<event::Model, ApiError> {
-    event::Entity::find_by_id(id).one(&state.db).await?.ok_or(ApiError::NotFound("event"))
+    if let Some(event) = state.events.get(id) {
+        return Ok(event);
+    }
+    let event = event::Entity::find_by_id(id).one(&state.db).await?.ok_or(ApiError::NotFound("event"))?;
+    state.events.put(&event);
+    Ok(event)
 }
 
 async fn body(state: &AppState, e: event::Model) -> Result<EventBody, ApiError> {

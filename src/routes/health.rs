@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, get, web};
 use sea_orm::ConnectionTrait;
 use serde_json::json;
 
-use crate::{db::backend_name, startup::AppState};
+use crate::{db::backend_name, state::AppState};
 
 /// 200 while the process runs.
 #[get("/health/live")]

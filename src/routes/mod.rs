@@ -1,4 +1,4 @@
-//! HTTP routes of API.md, and the extractor settings that turn malformed input into the
+//! HTTP routes of docs/API.md, and the extractor settings that turn malformed input into the
 //! contract's 400/404/422 bodies instead of actix's plain-text defaults.
 
 mod applications;

@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::{
     error::ApiError,
     search::engines::{self, Engine, SearchRequest},
-    startup::AppState,
+    state::AppState,
 };
 
 /// The query string; a value of the wrong type (`page=-1`, `engine=solr`) is 400

@@ -9,7 +9,7 @@ use crate::{
     auth::ROLE_READER,
     entities::user,
     error::{ApiError, FieldErrors, on_unique},
-    startup::AppState,
+    state::AppState,
 };
 
 #[derive(Debug, Deserialize)]

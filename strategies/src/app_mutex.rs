@@ -2,40 +2,31 @@
 //! Correct inside one process; a second instance has its own mutexes, so two servers race
 //! exactly like `none` — the lesson the multi-instance harness demonstrates.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use sea_orm::DatabaseConnection;
 
 use crate::{
     ApplyOutcome, ApplyRequest, ConcurrencyStrategy, StrategyError, StrategyName,
+    event_locks::EventLocks,
     section::{self, Gate},
+    sold_out::SoldOutBook,
 };
 
 /// Per-event in-process lock.
 #[derive(Debug)]
 pub(crate) struct AppMutex {
     db: DatabaseConnection,
-    // The map's lock is a std Mutex: it is held only to look up or insert an entry, never
-    // across an `.await`, and is cheaper than tokio's. The per-event lock is a tokio Mutex
-    // because it *is* held across the transaction's awaits, and must not block a worker
-    // thread while it waits.
-    locks: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
+    locks: EventLocks,
+    /// The sold-out shortcut, asked again by the section after the queue (the event may
+    /// have sold out while this request waited).
+    sold_out: Option<Arc<SoldOutBook>>,
 }
 
 impl AppMutex {
-    pub(crate) fn new(db: DatabaseConnection) -> Self {
-        Self { db, locks: Mutex::new(HashMap::new()) }
-    }
-
-    fn lock_for(&self, event_id: i64) -> Arc<tokio::sync::Mutex<()>> {
-        // A poisoned map only means another thread panicked while inserting; the map itself
-        // is still valid, so keep using it.
-        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
-        Arc::clone(locks.entry(event_id).or_default())
+    pub(crate) fn new(db: DatabaseConnection, sold_out: Option<Arc<SoldOutBook>>) -> Self {
+        Self { db, locks: EventLocks::default(), sold_out }
     }
 }
 
@@ -46,8 +37,7 @@ impl ConcurrencyStrategy for AppMutex {
     }
 
     async fn apply(&self, request: &ApplyRequest) -> Result<ApplyOutcome, StrategyError> {
-        let lock = self.lock_for(request.event_id);
-        let _guard = lock.lock().await;
-        section::run_once(&self.db, request, Gate::ReadModifyWrite).await
+        let _turn = self.locks.lock(request.event_id).await;
+        section::run_to_outcome(&self.db, self.sold_out.as_deref(), request, Gate::ReadModifyWrite).await
     }
 }

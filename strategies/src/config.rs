@@ -6,7 +6,7 @@
 //! strings, and serde's internally tagged enums buffer them without the string→number
 //! coercion the `config` crate does for plain structs.
 
-use std::{fmt, str::FromStr, sync::Arc, time::Duration};
+use std::{fmt, str::FromStr, sync::Arc};
 
 use sea_orm::DatabaseConnection;
 use serde::{Deserialize, Serialize};
@@ -14,13 +14,12 @@ use serde::{Deserialize, Serialize};
 use crate::{
     ConcurrencyStrategy,
     app_mutex::AppMutex,
-    db_atomic::db_atomic,
     kafka::{KafkaConfig, KafkaStrategy, Placement},
-    none::no_control,
     optimistic::Optimistic,
-    pessimistic::pessimistic,
     redis_atomic::RedisAtomic,
     redis_lock::{RedisLock, RedisLockConfig},
+    section::{Gate, Gated},
+    sold_out::{Shortcut, SoldOutBook},
 };
 
 /// Every strategy, as written in configuration (the spelling lives in the registry below).
@@ -28,8 +27,9 @@ use crate::{
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum StrategyName {
-    /// Plain read-modify-write: demonstrates the race.
-    None,
+    /// Plain read-modify-write: demonstrates the race (spelled `none`).
+    #[serde(rename = "none")]
+    NoControl,
     /// Per-event in-process mutex (one process only).
     AppMutex,
     /// `SELECT … FOR UPDATE` on the stock row.
@@ -68,7 +68,7 @@ const REGISTRY: [(StrategyName, &str, Needs); 10] = {
     const KAFKA: Needs = Needs { redis: false, kafka: true };
     const BOTH: Needs = Needs { redis: true, kafka: true };
     [
-        (StrategyName::None, "none", DB),
+        (StrategyName::NoControl, "none", DB),
         (StrategyName::AppMutex, "app-mutex", DB),
         (StrategyName::PessimisticLock, "pessimistic-lock", DB),
         (StrategyName::OptimisticLock, "optimistic-lock", DB),
@@ -84,7 +84,7 @@ const REGISTRY: [(StrategyName, &str, Needs); 10] = {
 impl StrategyName {
     /// All names, in registry order.
     pub const ALL: [StrategyName; REGISTRY.len()] = {
-        let mut all = [StrategyName::None; REGISTRY.len()];
+        let mut all = [StrategyName::NoControl; REGISTRY.len()];
         let mut i = 0;
         while i < REGISTRY.len() {
             all[i] = REGISTRY[i].0;
@@ -153,9 +153,8 @@ impl Default for OptimisticConfig {
 }
 
 impl OptimisticConfig {
-    pub(crate) fn backoff(&self, attempt: u32) -> Duration {
-        let cap = self.max_backoff_ms.min(self.base_backoff_ms.saturating_mul(1 << attempt.min(16)));
-        Duration::from_micros(rand::random_range(0..=cap.max(1) * 1000))
+    pub(crate) fn backoff(&self) -> crate::backoff::Backoff {
+        crate::backoff::Backoff::from_millis(self.base_backoff_ms, self.max_backoff_ms)
     }
 }
 
@@ -174,6 +173,11 @@ pub struct ConcurrencyConfig {
     /// round-robin partitions race — the bug the team hit.
     #[serde(default = "yes")]
     pub kafka_lock: bool,
+    /// Answer `sold_out` / `already_applied` from memory once this instance has read a
+    /// committed `remaining = 0` (stock never goes back up). Off, every request runs the
+    /// strategy — the pure lock comparison.
+    #[serde(default = "yes")]
+    pub sold_out_shortcut: bool,
 }
 
 fn yes() -> bool {
@@ -187,6 +191,7 @@ impl Default for ConcurrencyConfig {
             optimistic: OptimisticConfig::default(),
             redis_lock: RedisLockConfig::default(),
             kafka_lock: true,
+            sold_out_shortcut: true,
         }
     }
 }
@@ -261,18 +266,20 @@ pub async fn build_strategy(
             setting: "redis.url (APP__REDIS__URL), e.g. redis://127.0.0.1:6379",
         })
     };
+    let book = config.sold_out_shortcut.then(|| Arc::new(SoldOutBook::new(db.clone())));
     let strategy: Arc<dyn ConcurrencyStrategy> = match config.strategy {
-        StrategyName::None => Arc::new(no_control(db)),
-        StrategyName::AppMutex => Arc::new(AppMutex::new(db)),
-        StrategyName::PessimisticLock => Arc::new(pessimistic(db)),
-        StrategyName::OptimisticLock => Arc::new(Optimistic::new(db, config.optimistic.clone())),
-        StrategyName::DbAtomic => Arc::new(db_atomic(db)),
-        StrategyName::RedisLock => Arc::new(RedisLock::new(
-            db,
-            need_redis(StrategyName::RedisLock)?,
-            redis_prefix,
-            config.redis_lock.clone(),
-        )),
+        // `none` shows the race: no shortcut inside its section either
+        name @ StrategyName::NoControl => Arc::new(Gated::new(name, Gate::ReadModifyWrite, db, None)),
+        StrategyName::AppMutex => Arc::new(AppMutex::new(db, book.clone())),
+        name @ StrategyName::PessimisticLock => Arc::new(Gated::new(name, Gate::ForUpdate, db, book.clone())),
+        StrategyName::OptimisticLock => {
+            Arc::new(Optimistic::new(db, config.optimistic.clone(), book.clone()))
+        }
+        name @ StrategyName::DbAtomic => Arc::new(Gated::new(name, Gate::Atomic, db, book.clone())),
+        StrategyName::RedisLock => Arc::new(
+            RedisLock::new(db, need_redis(StrategyName::RedisLock)?, redis_prefix, config.redis_lock.clone())
+                .with_sold_out(book.clone()),
+        ),
         StrategyName::RedisAtomic => {
             Arc::new(RedisAtomic::new(db, need_redis(StrategyName::RedisAtomic)?, redis_prefix))
         }
@@ -298,7 +305,10 @@ pub async fn build_strategy(
             Arc::new(strategy)
         }
     };
-    Ok(strategy)
+    Ok(match book {
+        Some(book) => Arc::new(Shortcut::new(strategy, book)),
+        None => strategy,
+    })
 }
 
 #[cfg(test)]
@@ -324,7 +334,7 @@ mod tests {
     fn every_variant_has_a_registry_row() {
         for name in StrategyName::ALL {
             match name {
-                StrategyName::None
+                StrategyName::NoControl
                 | StrategyName::AppMutex
                 | StrategyName::PessimisticLock
                 | StrategyName::OptimisticLock

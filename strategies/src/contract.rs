@@ -44,34 +44,49 @@ pub fn service_absent(service: &str, why: &str) {
     eprintln!("SKIPPED: {service} is not reachable ({why}); run scripts/services-up to include this test");
 }
 
+/// Creates a fresh, uniquely named MariaDB database on the test server and returns its URL
+/// and name, or why it could not (never panics, never skips): the one "fresh database"
+/// helper, for tests ([`fresh_mariadb_url`]), benches and tools alike.
+///
+/// # Errors
+///
+/// The server does not answer within a few seconds, or refuses `CREATE DATABASE`.
+pub async fn create_mariadb_database(prefix: &str) -> Result<(String, String), String> {
+    create_mariadb_database_on(&test_mysql_url(), prefix).await
+}
+
+/// As [`create_mariadb_database`], on the MariaDB `server` given as a URL without a database
+/// part (`nanum compare` creates its databases on the configured server).
+///
+/// # Errors
+///
+/// As [`create_mariadb_database`].
+pub async fn create_mariadb_database_on(server: &str, prefix: &str) -> Result<(String, String), String> {
+    let mut opts = ConnectOptions::new(server.to_owned());
+    opts.max_connections(1).connect_timeout(Duration::from_secs(3)).sqlx_logging(false);
+    // The outer timeout also covers a host that swallows packets instead of refusing.
+    let admin = match tokio::time::timeout(Duration::from_secs(5), Database::connect(opts)).await {
+        Ok(Ok(db)) => db,
+        Ok(Err(e)) => return Err(format!("{server}: {e}")),
+        Err(_) => return Err(format!("{server}: no answer within 5 s")),
+    };
+    let name = format!("nanum_{prefix}_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let created = admin.execute_unprepared(&format!("CREATE DATABASE `{name}`")).await;
+    let _ = admin.close().await;
+    created.map_err(|e| format!("CREATE DATABASE failed: {e}"))?;
+    Ok((format!("{}/{name}", server.trim_end_matches('/')), name))
+}
+
 /// Creates a fresh, uniquely named MariaDB database and returns its URL, or `None` (after
 /// [`service_absent`]) when MariaDB cannot be reached.
 pub async fn fresh_mariadb_url(prefix: &str) -> Option<String> {
-    match create_database(&test_mysql_url(), prefix).await {
-        Ok(url) => Some(url),
+    match create_mariadb_database(prefix).await {
+        Ok((url, _)) => Some(url),
         Err(why) => {
             service_absent("MariaDB", &why);
             None
         }
     }
-}
-
-/// Creates a database `nanum_<prefix>_<random>` on the MariaDB `server` (a URL without a
-/// database part) and returns its URL. The one place fresh databases are made: tests,
-/// benches and `nanum compare` all come through here.
-///
-/// # Errors
-///
-/// Why not, in words (unreachable server, refused `CREATE DATABASE`).
-pub async fn create_database(server: &str, prefix: &str) -> Result<String, String> {
-    let mut opts = ConnectOptions::new(server.to_owned());
-    opts.max_connections(1).connect_timeout(Duration::from_secs(3)).sqlx_logging(false);
-    let admin = Database::connect(opts).await.map_err(|e| format!("{server}: {e}"))?;
-    let name = format!("nanum_{prefix}_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    let created = admin.execute_unprepared(&format!("CREATE DATABASE `{name}`")).await;
-    let _ = admin.close().await;
-    created.map_err(|e| format!("CREATE DATABASE failed: {e}"))?;
-    Ok(format!("{}/{name}", server.trim_end_matches('/')))
 }
 
 /// Redis URL used by tests; override with `NANUM_TEST_REDIS_URL`.
@@ -147,7 +162,7 @@ pub async fn connect(url: &str, pool: u32) -> Result<DatabaseConnection, DbErr> 
 /// Any database error.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     schema::Migration.up(&SchemaManager::new(db)).await?;
-    crate::kafka::store::Migration.up(&SchemaManager::new(db)).await
+    crate::outcomes::Migration.up(&SchemaManager::new(db)).await
 }
 
 /// What a race produced, and what the database holds afterwards.
@@ -288,4 +303,43 @@ pub async fn race(
     report.distinct_winners = winners.iter().map(|w| w.user_id).collect::<HashSet<_>>().len();
     report.remaining = schema::remaining(db, event_id).await?.unwrap_or(-1);
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held(quantity: i32, applicants: usize) -> RaceReport {
+        let winners = applicants.min(usize::try_from(quantity).unwrap_or(0));
+        RaceReport {
+            quantity,
+            applicants,
+            attempts_each: 1,
+            won: winners,
+            sold_out: applicants - winners,
+            rows: winners,
+            distinct_winners: winners,
+            remaining: quantity - i32::try_from(winners).unwrap_or(0),
+            ..RaceReport::default()
+        }
+    }
+
+    #[test]
+    fn a_race_that_held_has_no_violations_and_each_broken_invariant_is_named() {
+        assert!(held(10, 300).violations().is_empty());
+        assert!(held(100, 50).violations().is_empty());
+
+        let over = RaceReport { rows: 12, won: 12, distinct_winners: 12, sold_out: 288, ..held(10, 300) };
+        assert!(over.over_allocated());
+        assert!(over.violations().iter().any(|v| v.contains("12 application rows")));
+
+        let twice = RaceReport { distinct_winners: 9, ..held(10, 300) };
+        assert!(twice.violations().iter().any(|v| v.contains("distinct readers")));
+
+        let lost = RaceReport { won: 9, sold_out: 291, ..held(10, 300) };
+        assert!(lost.violations().iter().any(|v| v.contains("lost or phantom")));
+
+        let errors = RaceReport { errors: vec!["boom".into()], sold_out: 289, ..held(10, 300) };
+        assert!(errors.violations().iter().any(|v| v.contains("errors")));
+    }
 }

@@ -3,12 +3,15 @@
 //! exponentially growing pause. The retry is bounded: giving up is
 //! [`StrategyError::Contention`] (nothing written), never a silent loss.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use sea_orm::DatabaseConnection;
 
 use crate::{
     ApplyOutcome, ApplyRequest, ConcurrencyStrategy, OptimisticConfig, StrategyError, StrategyName,
     section::{self, Attempt, Gate},
+    sold_out::SoldOutBook,
 };
 
 /// Version compare-and-set with bounded retry.
@@ -16,11 +19,17 @@ use crate::{
 pub(crate) struct Optimistic {
     db: DatabaseConnection,
     config: OptimisticConfig,
+    /// The sold-out shortcut, asked again by every retry's section.
+    sold_out: Option<Arc<SoldOutBook>>,
 }
 
 impl Optimistic {
-    pub(crate) fn new(db: DatabaseConnection, config: OptimisticConfig) -> Self {
-        Self { db, config }
+    pub(crate) fn new(
+        db: DatabaseConnection,
+        config: OptimisticConfig,
+        sold_out: Option<Arc<SoldOutBook>>,
+    ) -> Self {
+        Self { db, config, sold_out }
     }
 }
 
@@ -33,11 +42,11 @@ impl ConcurrencyStrategy for Optimistic {
     async fn apply(&self, request: &ApplyRequest) -> Result<ApplyOutcome, StrategyError> {
         let attempts = self.config.max_attempts.max(1);
         for attempt in 0..attempts {
-            match section::run_retrying(&self.db, request, Gate::Versioned).await? {
+            match section::run_retrying(&self.db, self.sold_out.as_deref(), request, Gate::Versioned).await? {
                 Attempt::Done(outcome) => return Ok(outcome),
                 Attempt::Conflict | Attempt::Fenced => {
                     tracing::trace!(attempt, event_id = request.event_id, "version moved; retrying");
-                    tokio::time::sleep(self.config.backoff(attempt)).await;
+                    self.config.backoff().sleep(attempt).await;
                 }
             }
         }

@@ -123,7 +123,7 @@ impl ConcurrencyStrategy for RedisAtomic {
             _ => {}
         }
         // A winner in Redis: record it. Anything but a win gives the copy back.
-        let written = section::run_once(&self.db, request, Gate::Atomic).await;
+        let written = section::run_to_outcome(&self.db, None, request, Gate::Atomic).await;
         if !matches!(written, Ok(ApplyOutcome::Won { .. })) {
             self.give_back(request).await;
         }

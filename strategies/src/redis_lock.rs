@@ -2,6 +2,9 @@
 //!
 //! - Acquire: one Lua script does `SET lock <holder> NX PX ttl` and, only when that
 //!   succeeds, `INCR fence` — so fencing tokens increase in acquisition order.
+//! - Queue: requests of one process for one event queue in-process first (FIFO), so only
+//!   the head polls Redis and the next starts as soon as the head is done; the head asks the
+//!   sold-out shortcut before it takes the lock, so losers never queue on Redis at all.
 //! - Wait: a failed acquire sleeps with full-jitter exponential backoff (no hammering) and
 //!   gives up after `max_wait_ms` with [`StrategyError::LockTimeout`] (HTTP 503).
 //! - Fencing: the critical section's first statement writes the token into the stock row
@@ -10,7 +13,11 @@
 //! - Release: after the transaction commits, a Lua compare-and-delete frees the lock only
 //!   if it still holds this holder's value, so a late holder never frees someone else's.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use async_trait::async_trait;
 use deadpool_redis::{Pool, redis::Script};
@@ -19,8 +26,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     ApplyOutcome, ApplyRequest, ConcurrencyStrategy, StrategyError, StrategyName,
+    backoff::Backoff,
+    event_locks::EventLocks,
     redis_pool::unavailable,
     section::{self, Attempt, Gate},
+    sold_out::SoldOutBook,
 };
 
 const ACQUIRE: &str = r"
@@ -79,12 +89,23 @@ pub struct RedisLock {
     redis: Pool,
     prefix: String,
     config: RedisLockConfig,
+    /// Requests of this process queue here first: only the head of each event's queue
+    /// polls Redis, and the next one starts the moment the head is done.
+    local: EventLocks,
+    /// The sold-out shortcut, asked again at the head of the queue.
+    sold_out: Option<Arc<SoldOutBook>>,
 }
 
 impl RedisLock {
     /// A strategy using keys under `prefix` (one prefix per database).
     pub fn new(db: DatabaseConnection, redis: Pool, prefix: String, config: RedisLockConfig) -> Self {
-        Self { db, redis, prefix, config }
+        Self { db, redis, prefix, config, local: EventLocks::default(), sold_out: None }
+    }
+
+    /// Asks `book` at the head of the local queue, before taking the lock.
+    pub(crate) fn with_sold_out(mut self, book: Option<Arc<SoldOutBook>>) -> Self {
+        self.sold_out = book;
+        self
     }
 
     fn keys(&self, event_id: i64) -> (String, String) {
@@ -118,6 +139,7 @@ impl RedisLock {
     pub async fn acquire(&self, event_id: i64) -> Result<Lease, StrategyError> {
         let started = Instant::now();
         let max_wait = Duration::from_millis(self.config.max_wait_ms);
+        let backoff = Backoff::from_millis(self.config.base_backoff_ms, self.config.max_backoff_ms);
         let mut attempt: u32 = 0;
         loop {
             if let Some(lease) = self.try_acquire(event_id).await? {
@@ -126,8 +148,7 @@ impl RedisLock {
             if started.elapsed() >= max_wait {
                 return Err(StrategyError::LockTimeout { waited_ms: self.config.max_wait_ms });
             }
-            let cap = self.config.max_backoff_ms.min(self.config.base_backoff_ms << attempt.min(16)).max(1);
-            tokio::time::sleep(Duration::from_micros(rand::random_range(0..=cap * 1000))).await;
+            backoff.sleep(attempt).await;
             attempt += 1;
         }
     }
@@ -155,7 +176,9 @@ impl RedisLock {
         lease: &Lease,
         request: &ApplyRequest,
     ) -> Result<Option<ApplyOutcome>, StrategyError> {
-        match section::run_retrying(&self.db, request, Gate::Fenced(lease.token)).await? {
+        match section::run_retrying(&self.db, self.sold_out.as_deref(), request, Gate::Fenced(lease.token))
+            .await?
+        {
             Attempt::Done(outcome) => Ok(Some(outcome)),
             Attempt::Fenced | Attempt::Conflict => Ok(None),
         }
@@ -164,7 +187,7 @@ impl RedisLock {
     /// After a fenced-out section while still holding the lock, the fence counter must be
     /// behind the database (Redis restarted without its data): raise it past the stored
     /// token so the next acquisition can write.
-    async fn repair_fence(&self, lease: &Lease) -> Result<(), StrategyError> {
+    pub(crate) async fn repair_fence(&self, lease: &Lease) -> Result<(), StrategyError> {
         let (lock, fence) = self.keys(lease.event_id);
         let mut conn = self.redis.get().await.map_err(unavailable)?;
         let still_ours: Option<String> =
@@ -182,6 +205,69 @@ impl RedisLock {
     }
 }
 
+impl RedisLock {
+    /// The one lease loop (the `redis-lock` strategy and the `kafka-redis-lock` consumers
+    /// share it): take a lease on every event (in event order, so two holders of
+    /// overlapping sets never wait on each other in a cycle), run `work` with their fencing
+    /// tokens, release, and run again when `work` reports it was fenced out (`Ok(None)`:
+    /// a newer holder already wrote, so nothing was written). A fenced-out round first
+    /// raises the fence counter past the database's (Redis came back empty), so the next
+    /// round's tokens are newer. Leases are released after `work` ended, whatever happened
+    /// (a failed release only means the lease expires after `ttl_ms`). Bounded: after
+    /// [`LEASE_ROUNDS`] fenced-out rounds the answer is [`StrategyError::Contention`].
+    ///
+    /// # Errors
+    ///
+    /// A lock that could not be taken in time, Redis or database failures, or `work`'s own.
+    pub(crate) async fn under_leases<T, Fut>(
+        &self,
+        events: &BTreeSet<i64>,
+        mut work: impl FnMut(BTreeMap<i64, i64>) -> Fut,
+    ) -> Result<T, StrategyError>
+    where
+        Fut: std::future::Future<Output = Result<Option<T>, StrategyError>>,
+    {
+        for _ in 0..LEASE_ROUNDS {
+            let mut leases = Vec::with_capacity(events.len());
+            for &event in events {
+                match self.acquire(event).await {
+                    Ok(lease) => leases.push(lease),
+                    Err(e) => {
+                        self.release_all(&leases).await;
+                        return Err(e);
+                    }
+                }
+            }
+            let tokens = leases.iter().map(|l| (l.event_id, l.token)).collect();
+            let result = work(tokens).await;
+            let mut repaired = Ok(());
+            if let Ok(None) = result {
+                for lease in &leases {
+                    repaired = repaired.and(self.repair_fence(lease).await);
+                }
+            }
+            self.release_all(&leases).await;
+            repaired?;
+            if let Some(value) = result? {
+                return Ok(value);
+            }
+        }
+        Err(StrategyError::Contention { attempts: LEASE_ROUNDS })
+    }
+
+    async fn release_all(&self, leases: &[Lease]) {
+        for lease in leases {
+            if let Err(e) = self.release(lease).await {
+                tracing::warn!(error = %e, event_id = lease.event_id, "lock release failed; the lease will expire");
+            }
+        }
+    }
+}
+
+/// Fenced-out rounds before [`RedisLock::under_leases`] gives up; each round takes newer
+/// tokens, so more than one or two means something keeps resetting Redis.
+const LEASE_ROUNDS: u32 = 8;
+
 #[async_trait]
 impl ConcurrencyStrategy for RedisLock {
     fn name(&self) -> StrategyName {
@@ -189,23 +275,20 @@ impl ConcurrencyStrategy for RedisLock {
     }
 
     async fn apply(&self, request: &ApplyRequest) -> Result<ApplyOutcome, StrategyError> {
-        // A fenced-out section wrote nothing, so it is safe to take the lock again; the
-        // loop is bounded because each round either answers or takes a newer token.
-        for _ in 0..8 {
-            let lease = self.acquire(request.event_id).await?;
-            let result = self.critical_section(&lease, request).await;
-            if let Ok(None) = result {
-                self.repair_fence(&lease).await?;
-            }
-            // Release only after the transaction committed (or rolled back); a failed
-            // release is harmless: the lease expires after ttl_ms.
-            if let Err(e) = self.release(&lease).await {
-                tracing::warn!(error = %e, "lock release failed; the lease will expire");
-            }
-            if let Some(outcome) = result? {
-                return Ok(outcome);
-            }
+        let _turn = self.local.lock(request.event_id).await;
+        if let Some(outcome) = self.sold_out.as_deref().and_then(|b| b.answer_from_memory(request)) {
+            return Ok(outcome);
         }
-        Err(StrategyError::Contention { attempts: 8 })
+        let event = request.event_id;
+        self.under_leases(&BTreeSet::from([event]), |tokens| async move {
+            let token = tokens.get(&event).copied().unwrap_or(0);
+            match section::run_retrying(&self.db, self.sold_out.as_deref(), request, Gate::Fenced(token))
+                .await?
+            {
+                Attempt::Done(outcome) => Ok(Some(outcome)),
+                Attempt::Fenced | Attempt::Conflict => Ok(None),
+            }
+        })
+        .await
     }
 }

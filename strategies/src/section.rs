@@ -10,8 +10,11 @@ use sea_orm::{
 
 use crate::{
     ApplyOutcome, ApplyRequest, StrategyError,
+    backoff::Backoff,
     dberr::{is_transient, is_unique_violation},
+    outcomes::placeholders,
     schema::stmt,
+    sold_out::SoldOutBook,
 };
 
 /// How the stock row is read and decremented.
@@ -65,17 +68,67 @@ pub(crate) async fn begin(db: &DatabaseConnection) -> Result<DatabaseTransaction
 }
 
 /// Runs the section once inside its own transaction.
-pub(crate) async fn run(db: &DatabaseConnection, req: &ApplyRequest, gate: Gate) -> Result<Attempt, DbErr> {
+///
+/// With the sold-out shortcut (`book`), a request that waited for its pooled connection
+/// first asks the book (the event may have sold out meanwhile), and a losing section that
+/// read `remaining = 0` teaches the book inside its own transaction before it ends.
+pub(crate) async fn run(
+    db: &DatabaseConnection,
+    book: Option<&SoldOutBook>,
+    req: &ApplyRequest,
+    gate: Gate,
+) -> Result<Attempt, DbErr> {
     let tx = begin(db).await?;
+    if let Some(outcome) = book.and_then(|b| b.answer_from_memory(req)) {
+        tx.rollback().await?;
+        return Ok(Attempt::Done(outcome));
+    }
     let backend = tx.get_database_backend();
     let attempt = steps(&tx, backend, req, gate).await?;
     match attempt {
         Attempt::Done(ApplyOutcome::Won { .. }) => tx.commit().await?,
+        Attempt::Done(ApplyOutcome::SoldOut) => {
+            if let Some(book) = book {
+                book.learn_with(&tx, req.event_id).await;
+            }
+            tx.rollback().await?;
+        }
         _ => tx.rollback().await?,
     }
     Ok(attempt)
 }
 
+/// Steps 0 and 1 of the section, shared by [`steps`] and [`steps_batch`]: the fencing
+/// check (Redis lock only), then the stock read (locking the row for the pessimistic gate).
+/// `Ok(None)`: fenced out — a newer lock holder already wrote, and this one writes nothing.
+async fn fence_and_read(
+    tx: &DatabaseTransaction,
+    backend: DbBackend,
+    event: i64,
+    gate: Gate,
+) -> Result<Option<(i32, i64)>, DbErr> {
+    let mut fenced_out = false;
+    if let Gate::Fenced(token) = gate {
+        let sql = "UPDATE event_stock SET fence_token = ? WHERE event_id = ? AND fence_token < ?";
+        let res = tx.execute_raw(stmt(backend, sql, vec![token.into(), event.into(), token.into()])).await?;
+        fenced_out = res.rows_affected() == 0;
+    }
+    let lock = if gate == Gate::ForUpdate && backend == DbBackend::MySql { " FOR UPDATE" } else { "" };
+    let sql = format!("SELECT remaining, version FROM event_stock WHERE event_id = ?{lock}");
+    let Some(row) = tx.query_one_raw(stmt(backend, &sql, vec![event.into()])).await? else {
+        return Err(DbErr::RecordNotFound(format!("event_stock {event}")));
+    };
+    if fenced_out {
+        return Ok(None);
+    }
+    Ok(Some((row.try_get_by_index::<i32>(0)?, row.try_get_by_index::<i64>(1)?)))
+}
+
+/// The section's steps, in as few statements as the gate allows while the row is held:
+/// a winner costs the stock read (none for the atomic gate), the decrement and the insert;
+/// the duplicate check runs only on the losing path, because for a winner the unique index
+/// on `(event_id, user_id)` is that check (a reader who already holds a copy fails the
+/// insert, and the rollback returns the decrement).
 pub(crate) async fn steps(
     tx: &DatabaseTransaction,
     backend: DbBackend,
@@ -83,36 +136,21 @@ pub(crate) async fn steps(
     gate: Gate,
 ) -> Result<Attempt, DbErr> {
     let event = req.event_id;
-    // 0. the fencing check (Redis lock only)
-    let mut fenced_out = false;
-    if let Gate::Fenced(token) = gate {
-        let sql = "UPDATE event_stock SET fence_token = ? WHERE event_id = ? AND fence_token < ?";
-        let res = tx.execute_raw(stmt(backend, sql, vec![token.into(), event.into(), token.into()])).await?;
-        fenced_out = res.rows_affected() == 0;
-    }
-    // 1. read the stock (locking it for the pessimistic gate)
-    let lock = if gate == Gate::ForUpdate && backend == DbBackend::MySql { " FOR UPDATE" } else { "" };
-    let sql = format!("SELECT remaining, version FROM event_stock WHERE event_id = ?{lock}");
-    let Some(row) = tx.query_one_raw(stmt(backend, &sql, vec![event.into()])).await? else {
-        return Err(DbErr::RecordNotFound(format!("event_stock {event}")));
-    };
-    if fenced_out {
-        return Ok(Attempt::Fenced);
-    }
-    let remaining: i32 = row.try_get_by_index(0)?;
-    let version: i64 = row.try_get_by_index(1)?;
-
-    // 2. reject a duplicate (the unique index catches the concurrent twin below)
-    let sql = "SELECT id FROM applications WHERE event_id = ? AND user_id = ?";
-    if tx.query_one_raw(stmt(backend, sql, vec![event.into(), req.user_id.into()])).await?.is_some() {
-        return Ok(Attempt::Done(ApplyOutcome::AlreadyApplied));
-    }
-
-    // 3. take a copy, as the gate says
-    let (sql, values) = match gate {
-        Gate::ReadModifyWrite | Gate::ForUpdate | Gate::Versioned | Gate::Fenced(_) if remaining <= 0 => {
-            return Ok(Attempt::Done(ApplyOutcome::SoldOut));
+    // 0–1. fence (Redis lock only) and read the stock; the atomic gate needs neither
+    let (remaining, version) = if gate == Gate::Atomic {
+        (1, 0)
+    } else {
+        match fence_and_read(tx, backend, event, gate).await? {
+            Some(stock) => stock,
+            None => return Ok(Attempt::Fenced),
         }
+    };
+    if remaining <= 0 {
+        return Ok(Attempt::Done(losing_answer(tx, backend, req).await?));
+    }
+
+    // 2. take a copy, as the gate says
+    let (sql, values) = match gate {
         Gate::ReadModifyWrite | Gate::ForUpdate | Gate::Fenced(_) => (
             "UPDATE event_stock SET remaining = ?, version = version + 1 WHERE event_id = ?",
             vec![(remaining - 1).into(), event.into()],
@@ -131,11 +169,20 @@ pub(crate) async fn steps(
     if tx.execute_raw(stmt(backend, sql, values)).await?.rows_affected() == 0 {
         return Ok(match gate {
             Gate::Versioned => Attempt::Conflict,
+            Gate::Atomic => {
+                // sold out, or no such event: tell them apart only now, off the hot path
+                let sql = "SELECT 1 FROM event_stock WHERE event_id = ?";
+                if tx.query_one_raw(stmt(backend, sql, vec![event.into()])).await?.is_none() {
+                    return Err(DbErr::RecordNotFound(format!("event_stock {event}")));
+                }
+                Attempt::Done(losing_answer(tx, backend, req).await?)
+            }
             _ => Attempt::Done(ApplyOutcome::SoldOut),
         });
     }
 
-    // 4. record the winner; a concurrent twin of this reader loses on the unique index
+    // 3. record the winner; a reader who already holds a copy (or a concurrent twin) fails
+    //    on the unique index, and the caller's rollback returns the copy
     let sql = "INSERT INTO applications (event_id, user_id, request_id, status, created_at) \
                VALUES (?, ?, ?, 'won', ?)";
     let values = vec![event.into(), req.user_id.into(), req.request_id.clone().into(), Utc::now().into()];
@@ -149,26 +196,182 @@ pub(crate) async fn steps(
     }
 }
 
+/// No copy for this request: `already_applied` when the reader holds one, else `sold_out`.
+async fn losing_answer(
+    tx: &DatabaseTransaction,
+    backend: DbBackend,
+    req: &ApplyRequest,
+) -> Result<ApplyOutcome, DbErr> {
+    let sql = "SELECT id FROM applications WHERE event_id = ? AND user_id = ?";
+    let holds = tx.query_one_raw(stmt(backend, sql, vec![req.event_id.into(), req.user_id.into()])).await?;
+    Ok(if holds.is_some() { ApplyOutcome::AlreadyApplied } else { ApplyOutcome::SoldOut })
+}
+
+/// What one batch of the section produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum BatchAttempt {
+    /// One outcome per applicant, in their order.
+    Done(Vec<ApplyOutcome>),
+    /// Fenced gate only: a newer lock holder already wrote; nothing was written.
+    Fenced,
+}
+
+/// One application of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Applicant<'a> {
+    pub(crate) event: i64,
+    pub(crate) user: i64,
+    pub(crate) request_id: &'a str,
+}
+
+/// The section for many applications (to any number of events) in one pass, decided in
+/// the order given: the same steps as [`steps`] — fence, read the stock, reject readers
+/// who already hold a copy, decrement, record the winners — but one statement per step for
+/// the whole batch (one decrement per event) instead of a transaction per application.
+/// An event without a stock row answers `sold_out` (the API checked it before producing).
+///
+/// For a consumer that owns its partition (its log order *is* the serialisation): the
+/// stock is read and written back, so only [`Gate::ReadModifyWrite`] under partition
+/// ownership or [`Gate::Fenced`] under the lock (`tokens`: event → fencing token) are
+/// correct here.
+pub(crate) async fn steps_batch(
+    tx: &DatabaseTransaction,
+    backend: DbBackend,
+    applicants: &[Applicant<'_>],
+    tokens: &std::collections::BTreeMap<i64, i64>,
+) -> Result<BatchAttempt, DbErr> {
+    use std::collections::{BTreeSet, HashMap, HashSet};
+
+    let events: BTreeSet<i64> = applicants.iter().map(|a| a.event).collect();
+    if events.is_empty() {
+        return Ok(BatchAttempt::Done(Vec::new()));
+    }
+    let event_list = placeholders(events.len());
+    let event_values = || events.iter().map(|e| (*e).into());
+
+    // 0. the fencing check, per event (Redis lock only)
+    let mut fenced_out = BTreeSet::new();
+    for (&event, &token) in tokens.iter().filter(|(e, _)| events.contains(e)) {
+        let sql = "UPDATE event_stock SET fence_token = ? WHERE event_id = ? AND fence_token < ?";
+        if tx
+            .execute_raw(stmt(backend, sql, vec![token.into(), event.into(), token.into()]))
+            .await?
+            .rows_affected()
+            == 0
+        {
+            fenced_out.insert(event);
+        }
+    }
+    // 1. the stock of every event
+    let sql = format!("SELECT event_id, remaining FROM event_stock WHERE event_id IN ({event_list})");
+    let mut left: HashMap<i64, i32> = HashMap::new();
+    for row in tx.query_all_raw(stmt(backend, &sql, event_values().collect())).await? {
+        left.insert(row.try_get_by_index(0)?, row.try_get_by_index(1)?);
+    }
+    if fenced_out.iter().any(|e| left.contains_key(e)) {
+        return Ok(BatchAttempt::Fenced);
+    }
+
+    // 2. readers of this batch who already hold a copy (the IN lists over-select; the
+    //    pairs are checked below)
+    let users: BTreeSet<i64> = applicants.iter().map(|a| a.user).collect();
+    let sql = format!(
+        "SELECT event_id, user_id FROM applications WHERE event_id IN ({event_list}) AND user_id IN ({})",
+        placeholders(users.len())
+    );
+    let values = event_values().chain(users.iter().map(|u| (*u).into())).collect();
+    let mut holders: HashSet<(i64, i64)> = HashSet::new();
+    for row in tx.query_all_raw(stmt(backend, &sql, values)).await? {
+        holders.insert((row.try_get_by_index(0)?, row.try_get_by_index(1)?));
+    }
+
+    // 3. decide in order
+    let mut winners = Vec::new();
+    let mut taken: HashMap<i64, i64> = HashMap::new();
+    let mut outcomes: Vec<ApplyOutcome> = applicants
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            if holders.contains(&(a.event, a.user)) {
+                return ApplyOutcome::AlreadyApplied;
+            }
+            match left.get_mut(&a.event) {
+                Some(stock) if *stock > 0 => {
+                    *stock -= 1;
+                    *taken.entry(a.event).or_default() += 1;
+                    holders.insert((a.event, a.user));
+                    winners.push(i);
+                    ApplyOutcome::Won { application_id: 0 } // the id is filled in below
+                }
+                _ => ApplyOutcome::SoldOut,
+            }
+        })
+        .collect();
+    if winners.is_empty() {
+        return Ok(BatchAttempt::Done(outcomes));
+    }
+
+    // 4. take the copies (one write per event) and record the winners in one insert; a
+    //    concurrent twin of a reader fails it on the unique index and the caller runs the
+    //    batch again (then the twin is seen in step 2)
+    for (event, count) in &taken {
+        let remaining = left.get(event).copied().unwrap_or(0);
+        let sql = "UPDATE event_stock SET remaining = ?, version = version + ? WHERE event_id = ?";
+        tx.execute_raw(stmt(backend, sql, vec![remaining.into(), (*count).into(), (*event).into()])).await?;
+    }
+    let rows = vec!["(?, ?, ?, 'won', ?)"; winners.len()].join(", ");
+    let sql =
+        format!("INSERT INTO applications (event_id, user_id, request_id, status, created_at) VALUES {rows}");
+    let now = Utc::now();
+    let mut values = Vec::with_capacity(winners.len() * 4);
+    for &i in &winners {
+        let a = applicants[i];
+        values.extend([a.event.into(), a.user.into(), a.request_id.into(), now.into()]);
+    }
+    tx.execute_raw(stmt(backend, &sql, values)).await?;
+
+    // 5. the ids, which order the winners (a multi-row insert's ids cannot be read back
+    //    portably)
+    let sql = format!(
+        "SELECT event_id, user_id, id FROM applications WHERE event_id IN ({event_list}) AND user_id IN ({})",
+        placeholders(winners.len())
+    );
+    let values = event_values().chain(winners.iter().map(|&i| applicants[i].user.into())).collect();
+    let mut ids: HashMap<(i64, i64), i64> = HashMap::new();
+    for row in tx.query_all_raw(stmt(backend, &sql, values)).await? {
+        ids.insert((row.try_get_by_index(0)?, row.try_get_by_index(1)?), row.try_get_by_index(2)?);
+    }
+    for &i in &winners {
+        let a = applicants[i];
+        let id = ids.get(&(a.event, a.user)).copied().ok_or_else(|| {
+            DbErr::Custom(format!("the application just stored for user {} is missing", a.user))
+        })?;
+        outcomes[i] = ApplyOutcome::Won { application_id: id };
+    }
+    Ok(BatchAttempt::Done(outcomes))
+}
+
 /// Deadlock victims, lock-wait timeouts and SQLite busy errors roll the whole transaction
 /// back, so the section is simply run again, a bounded number of times.
 const TRANSIENT_RETRIES: u32 = 8;
+const TRANSIENT_BACKOFF: Backoff = Backoff::from_millis(1, 64);
 
 /// Runs the section, retrying transient failures, and maps errors to [`StrategyError`].
 pub(crate) async fn run_retrying(
     db: &DatabaseConnection,
+    book: Option<&SoldOutBook>,
     req: &ApplyRequest,
     gate: Gate,
 ) -> Result<Attempt, StrategyError> {
     let mut tries = 0;
     loop {
-        match run(db, req, gate).await {
+        match run(db, book, req, gate).await {
             Ok(attempt) => return Ok(attempt),
             Err(DbErr::RecordNotFound(_)) => return Err(StrategyError::UnknownEvent(req.event_id)),
             Err(e) if is_transient(&e) && tries < TRANSIENT_RETRIES => {
                 tries += 1;
                 tracing::debug!(error = %e, tries, "transient database error; retrying the section");
-                let jitter = rand::random_range(0..=(1u64 << tries.min(6)));
-                tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
+                TRANSIENT_BACKOFF.sleep(tries).await;
             }
             Err(e) => return Err(e.into()),
         }
@@ -176,30 +379,48 @@ pub(crate) async fn run_retrying(
 }
 
 /// For gates whose [`Attempt`] is always `Done`.
-pub(crate) async fn run_once(
+pub(crate) async fn run_to_outcome(
     db: &DatabaseConnection,
+    book: Option<&SoldOutBook>,
     req: &ApplyRequest,
     gate: Gate,
 ) -> Result<ApplyOutcome, StrategyError> {
-    match run_retrying(db, req, gate).await? {
+    match run_retrying(db, book, req, gate).await? {
         Attempt::Done(outcome) => Ok(outcome),
         // only the versioned and fenced gates report these; other gates never get here
         Attempt::Conflict | Attempt::Fenced => Err(StrategyError::Contention { attempts: 1 }),
     }
 }
 
-/// A strategy that is nothing but the section behind one gate (`none`, `pessimistic-lock`,
-/// `db-atomic`): the gate is the whole mechanism, so one type serves all three.
+/// A strategy that is nothing but the section behind one gate: the gate is the whole
+/// mechanism, so one type serves all three (the factory picks the gate).
+///
+/// - `none` ([`Gate::ReadModifyWrite`]): the section with nothing around it. Two
+///   transactions read the same `remaining`, both write back `remaining - 1`, and one
+///   decrement is lost while both applications are kept — the over-allocation the other
+///   strategies exist to prevent.
+/// - `pessimistic-lock` ([`Gate::ForUpdate`]): every applicant of one event queues on the
+///   stock row's lock inside the database — correct across any number of instances. On
+///   SQLite the section's `BEGIN IMMEDIATE` write lock plays the same role.
+/// - `db-atomic` ([`Gate::Atomic`]): what flash-sale systems do instead of locking — one
+///   conditional `UPDATE … WHERE remaining > 0`; the database re-checks the condition under
+///   its own row lock, so no separate lock or retry is needed.
 #[derive(Debug)]
 pub(crate) struct Gated {
     name: crate::StrategyName,
     gate: Gate,
     db: DatabaseConnection,
+    book: Option<std::sync::Arc<SoldOutBook>>,
 }
 
 impl Gated {
-    pub(crate) fn new(name: crate::StrategyName, gate: Gate, db: DatabaseConnection) -> Self {
-        Self { name, gate, db }
+    pub(crate) fn new(
+        name: crate::StrategyName,
+        gate: Gate,
+        db: DatabaseConnection,
+        book: Option<std::sync::Arc<SoldOutBook>>,
+    ) -> Self {
+        Self { name, gate, db, book }
     }
 }
 
@@ -210,6 +431,142 @@ impl crate::ConcurrencyStrategy for Gated {
     }
 
     async fn apply(&self, request: &ApplyRequest) -> Result<ApplyOutcome, StrategyError> {
-        run_once(&self.db, request, self.gate).await
+        run_to_outcome(&self.db, self.book.as_deref(), request, self.gate).await
+    }
+}
+
+/// The section's steps on an in-memory SQLite database: no service needed.
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ConnectOptions, Database};
+
+    use super::*;
+    use crate::{contract, schema};
+
+    async fn db_with_event(copies: i32) -> DatabaseConnection {
+        let mut opts = ConnectOptions::new("sqlite::memory:");
+        // one connection: every connection to `:memory:` is a database of its own
+        opts.max_connections(1).sqlx_logging(false);
+        let db = Database::connect(opts).await.expect("in-memory SQLite");
+        contract::migrate(&db).await.expect("race tables");
+        schema::insert_stock(&db, 1, copies).await.expect("stock row");
+        db
+    }
+
+    fn request(user: i64) -> ApplyRequest {
+        ApplyRequest { event_id: 1, user_id: user, request_id: format!("r-{user}-{}", uuid::Uuid::new_v4()) }
+    }
+
+    const GATES: [Gate; 5] =
+        [Gate::ReadModifyWrite, Gate::ForUpdate, Gate::Versioned, Gate::Atomic, Gate::Fenced(1)];
+
+    #[tokio::test]
+    async fn every_gate_gives_the_copies_in_order_then_says_sold_out_or_already_applied() {
+        for gate in GATES {
+            let db = db_with_event(2).await;
+            let gate_for = |i: i64| if let Gate::Fenced(_) = gate { Gate::Fenced(i) } else { gate };
+            let first = run(&db, None, &request(10), gate_for(1)).await.expect("first");
+            let second = run(&db, None, &request(11), gate_for(2)).await.expect("second");
+            assert!(matches!(first, Attempt::Done(ApplyOutcome::Won { .. })), "{gate:?}: {first:?}");
+            assert!(matches!(second, Attempt::Done(ApplyOutcome::Won { .. })), "{gate:?}: {second:?}");
+            let again = run(&db, None, &request(10), gate_for(3)).await.expect("again");
+            assert_eq!(again, Attempt::Done(ApplyOutcome::AlreadyApplied), "{gate:?}");
+            let late = run(&db, None, &request(12), gate_for(4)).await.expect("late");
+            assert_eq!(late, Attempt::Done(ApplyOutcome::SoldOut), "{gate:?}");
+            assert_eq!(schema::remaining(&db, 1).await.expect("stock"), Some(0), "{gate:?}");
+            assert_eq!(schema::winners(&db, 1).await.expect("winners").len(), 2, "{gate:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reader_who_holds_a_copy_gets_already_applied_and_the_decrement_is_rolled_back() {
+        let db = db_with_event(5).await;
+        run(&db, None, &request(7), Gate::ForUpdate).await.expect("win");
+        let again = run(&db, None, &request(7), Gate::ForUpdate).await.expect("again");
+        assert_eq!(again, Attempt::Done(ApplyOutcome::AlreadyApplied));
+        assert_eq!(
+            schema::remaining(&db, 1).await.expect("stock"),
+            Some(4),
+            "the unique index undid the take"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unknown_event_is_record_not_found_for_every_gate() {
+        let db = db_with_event(1).await;
+        for gate in GATES {
+            let req = ApplyRequest { event_id: 99, ..request(1) };
+            assert!(matches!(run(&db, None, &req, gate).await, Err(DbErr::RecordNotFound(_))), "{gate:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stale_fencing_token_writes_nothing() {
+        let db = db_with_event(3).await;
+        run(&db, None, &request(1), Gate::Fenced(5)).await.expect("token 5 wins");
+        let stale = run(&db, None, &request(2), Gate::Fenced(4)).await.expect("token 4");
+        assert_eq!(stale, Attempt::Fenced);
+        assert_eq!(schema::remaining(&db, 1).await.expect("stock"), Some(2));
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_decided_in_log_order_with_duplicates_and_holders_rejected() {
+        let db = db_with_event(3).await;
+        run(&db, None, &request(1), Gate::ReadModifyWrite).await.expect("reader 1 already holds one");
+        let tx = begin(&db).await.expect("tx");
+        let applicants: Vec<_> = [(1, "a"), (2, "b"), (2, "c"), (3, "d"), (4, "e"), (5, "f")]
+            .into_iter()
+            .map(|(user, request_id)| Applicant { event: if user == 5 { 99 } else { 1 }, user, request_id })
+            .collect();
+        let attempt =
+            steps_batch(&tx, DbBackend::Sqlite, &applicants, &Default::default()).await.expect("batch");
+        tx.commit().await.expect("commit");
+        let BatchAttempt::Done(outcomes) = attempt else { panic!("not fenced: {attempt:?}") };
+        let names: Vec<_> = outcomes.iter().map(|o| o.as_str()).collect();
+        assert_eq!(names, ["already_applied", "won", "already_applied", "won", "sold_out", "sold_out"]);
+        // the winners' ids follow the log order
+        assert!(outcomes[1].application_id() < outcomes[3].application_id());
+        assert_eq!(schema::remaining(&db, 1).await.expect("stock"), Some(0));
+        assert_eq!(schema::winners(&db, 1).await.expect("winners").len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_batch_over_several_events_keeps_each_events_stock_and_a_stale_token_is_fenced() {
+        let db = db_with_event(1).await;
+        schema::insert_stock(&db, 2, 2).await.expect("second event");
+        let tx = begin(&db).await.expect("tx");
+        let applicants: Vec<_> = [(1, 10, "a"), (2, 10, "b"), (1, 11, "c"), (2, 11, "d"), (2, 12, "e")]
+            .into_iter()
+            .map(|(event, user, request_id)| Applicant { event, user, request_id })
+            .collect();
+        let tokens = std::collections::BTreeMap::from([(1, 5), (2, 5)]);
+        let attempt = steps_batch(&tx, DbBackend::Sqlite, &applicants, &tokens).await.expect("batch");
+        tx.commit().await.expect("commit");
+        let BatchAttempt::Done(outcomes) = attempt else { panic!("not fenced: {attempt:?}") };
+        let names: Vec<_> = outcomes.iter().map(|o| o.as_str()).collect();
+        assert_eq!(names, ["won", "won", "sold_out", "won", "sold_out"]);
+        assert_eq!(schema::remaining(&db, 1).await.expect("stock"), Some(0));
+        assert_eq!(schema::remaining(&db, 2).await.expect("stock"), Some(0));
+
+        // token 5 wrote; token 4 is a holder whose lease expired: it writes nothing
+        let tx = begin(&db).await.expect("tx");
+        let late = [Applicant { event: 2, user: 20, request_id: "z" }];
+        let stale = std::collections::BTreeMap::from([(2, 4)]);
+        assert_eq!(
+            steps_batch(&tx, DbBackend::Sqlite, &late, &stale).await.expect("batch"),
+            BatchAttempt::Fenced
+        );
+    }
+
+    #[tokio::test]
+    async fn a_losing_section_teaches_the_sold_out_book_which_then_answers_from_memory() {
+        let db = db_with_event(1).await;
+        let book = SoldOutBook::new(db.clone());
+        run(&db, Some(&book), &request(1), Gate::ForUpdate).await.expect("win");
+        assert_eq!(book.answer_from_memory(&request(2)), None, "not sold out yet as far as it knows");
+        let lost = run(&db, Some(&book), &request(2), Gate::ForUpdate).await.expect("lose");
+        assert_eq!(lost, Attempt::Done(ApplyOutcome::SoldOut));
+        assert_eq!(book.answer_from_memory(&request(1)), Some(ApplyOutcome::AlreadyApplied));
+        assert_eq!(book.answer_from_memory(&request(3)), Some(ApplyOutcome::SoldOut));
     }
 }

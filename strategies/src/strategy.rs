@@ -34,6 +34,37 @@ pub enum ApplyOutcome {
     Pending,
 }
 
+impl ApplyOutcome {
+    /// The stored and API name: `won`, `sold_out`, `already_applied`, `pending`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApplyOutcome::Won { .. } => "won",
+            ApplyOutcome::SoldOut => "sold_out",
+            ApplyOutcome::AlreadyApplied => "already_applied",
+            ApplyOutcome::Pending => "pending",
+        }
+    }
+
+    /// The application id of a win.
+    pub fn application_id(self) -> Option<i64> {
+        match self {
+            ApplyOutcome::Won { application_id } => Some(application_id),
+            _ => None,
+        }
+    }
+
+    /// Back from [`ApplyOutcome::as_str`] (and the id of a win); `None` for `pending` or
+    /// anything unknown, which are never stored as final answers.
+    pub fn from_stored(name: &str, application_id: Option<i64>) -> Option<Self> {
+        match (name, application_id) {
+            ("won", Some(application_id)) => Some(ApplyOutcome::Won { application_id }),
+            ("sold_out", _) => Some(ApplyOutcome::SoldOut),
+            ("already_applied", _) => Some(ApplyOutcome::AlreadyApplied),
+            _ => None,
+        }
+    }
+}
+
 /// Why a strategy could not give an answer. Every variant means *nothing was written*.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -119,5 +150,22 @@ pub trait ConcurrencyStrategy: Send + Sync + std::fmt::Debug {
     /// Default: none beyond what the app checks itself.
     async fn health(&self) -> Vec<(&'static str, Result<(), String>)> {
         Vec::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_final_outcome_round_trips_through_its_stored_name() {
+        for outcome in
+            [ApplyOutcome::Won { application_id: 7 }, ApplyOutcome::SoldOut, ApplyOutcome::AlreadyApplied]
+        {
+            assert_eq!(ApplyOutcome::from_stored(outcome.as_str(), outcome.application_id()), Some(outcome));
+        }
+        // pending is never a final answer, and a win needs its id
+        assert_eq!(ApplyOutcome::from_stored("pending", None), None);
+        assert_eq!(ApplyOutcome::from_stored("won", None), None);
     }
 }

@@ -1,38 +1,31 @@
-//! Proof that the Kafka broker path works with rskafka before any strategy is built on it:
-//! create a topic, produce, fetch back, and measure the round trip.
+//! Proof that the Kafka broker path works with rskafka, through the same client code the
+//! strategies use (`strategies::kafka::client`): create a topic, produce, fetch back, and
+//! measure the round trip; and a guard on the one patch nanum carries in rskafka.
 //!
 //! Skips (with a printed reason) when Kafka is absent; fails under `CI=true`.
 
 use std::{
     collections::BTreeMap,
-    fmt::Display,
-    future::Future,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use rskafka::{
-    BackoffConfig,
     chrono::Utc,
     client::{
-        Client, ClientBuilder,
-        partition::{Compression, PartitionClient, UnknownTopicHandling},
+        Client,
+        partition::{Compression, PartitionClient},
     },
     record::Record,
 };
-use strategies::contract::service_absent;
+use strategies::{
+    StrategyError,
+    contract::{service_absent, test_kafka_brokers},
+    kafka::client::{connect, ensure_topic, partition_client, within},
+};
 
-/// Broker list used when `NANUM_TEST_KAFKA_BROKERS` is unset (what `scripts/services-up` starts).
-const DEFAULT_TEST_KAFKA_BROKERS: &str = "127.0.0.1:9092";
-
-/// Hard bound on every broker call, so a wedged broker fails the test instead of hanging it.
-/// Must stay above `FETCH_MAX_WAIT_MS`, or an empty fetch would look like a hang.
-const CALL_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How long to wait for the first connection before declaring Kafka absent.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Server-side timeout for topic creation and deletion.
-const ADMIN_TIMEOUT_MS: i32 = 5_000;
+/// Bound on every broker call, so a wedged broker fails the test instead of hanging it.
+const DEADLINE: Duration = Duration::from_secs(10);
 
 /// The broker holds a fetch open this long when no data is there yet; data that is
 /// already there is returned at once.
@@ -45,51 +38,20 @@ const FETCH_BYTES: std::ops::Range<i32> = 1..1_048_576;
 /// Produce→fetch round trips timed for the printed latency figure.
 const ROUND_TRIPS: usize = 20;
 
-/// The brokers tests use; override with `NANUM_TEST_KAFKA_BROKERS` (comma-separated).
-fn test_kafka_brokers() -> Vec<String> {
-    std::env::var("NANUM_TEST_KAFKA_BROKERS")
-        .unwrap_or_else(|_| DEFAULT_TEST_KAFKA_BROKERS.to_owned())
-        .split(',')
-        .map(str::trim)
-        .filter(|b| !b.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
-/// rskafka's default backoff has no deadline: a refused connection or a missing topic is
-/// retried forever. A deadline turns that into an error the test can report. It counts
-/// only the summed sleeps, not the time spent in attempts, hence the outer timeouts too.
-fn bounded_backoff() -> BackoffConfig {
-    BackoffConfig {
-        init_backoff: Duration::from_millis(50),
-        max_backoff: Duration::from_secs(1),
-        base: 3.0,
-        deadline: Some(Duration::from_secs(3)),
-    }
-}
-
-/// Awaits one broker call under [`CALL_TIMEOUT`], panicking with `what` on error or timeout.
-async fn within<T, E: Display>(what: &str, call: impl Future<Output = Result<T, E>>) -> T {
-    match tokio::time::timeout(CALL_TIMEOUT, call).await {
-        Ok(Ok(value)) => value,
-        Ok(Err(e)) => panic!("{what} failed: {e}"),
-        Err(_) => panic!("{what} got no answer within {CALL_TIMEOUT:?}"),
-    }
-}
-
-/// A client connected to the test brokers, or `None` (after [`service_absent`]) when Kafka
-/// cannot be reached. `build` already fetches cluster metadata, so success means a broker
-/// really answered, not merely that a socket opened.
-async fn connect() -> Option<Client> {
-    let brokers = test_kafka_brokers();
-    let build = ClientBuilder::new(brokers.clone()).backoff_config(bounded_backoff()).build();
-    let why = match tokio::time::timeout(CONNECT_TIMEOUT, build).await {
-        Ok(Ok(client)) => return Some(client),
-        Ok(Err(e)) => e.to_string(),
-        Err(_) => format!("no answer within {CONNECT_TIMEOUT:?}"),
+/// A client and a fresh one-partition topic (a new topic per run, so offsets asserted below
+/// cannot collide with earlier runs), or `None` when Kafka is absent.
+async fn fresh_topic() -> Option<(Arc<Client>, String, Arc<PartitionClient>)> {
+    let client = match connect(&test_kafka_brokers(), Duration::from_secs(5)).await {
+        Ok(client) => client,
+        Err(why) => {
+            service_absent("Kafka", &why);
+            return None;
+        }
     };
-    service_absent("Kafka", &format!("{}: {why}", brokers.join(",")));
-    None
+    let topic = format!("nanum-test-{}", uuid::Uuid::new_v4());
+    ensure_topic(&client, &topic, 1, DEADLINE).await.expect("create the topic");
+    let partition = partition_client(&client, &topic, 0, DEADLINE).await.expect("a partition client");
+    Some((client, topic, partition))
 }
 
 fn record(key: &str, value: &str, headers: &[(&str, &str)]) -> Record {
@@ -101,11 +63,8 @@ fn record(key: &str, value: &str, headers: &[(&str, &str)]) -> Record {
     }
 }
 
-/// Produces one record and returns the offset the broker assigned to it.
-async fn produce_one(partition: &PartitionClient, record: Record) -> i64 {
-    let offsets = within("produce", partition.produce(vec![record], Compression::NoCompression)).await;
-    assert_eq!(offsets.len(), 1, "one record produced, so one offset back: {offsets:?}");
-    offsets[0]
+async fn produce(partition: &PartitionClient, records: Vec<Record>) -> Result<Vec<i64>, StrategyError> {
+    within(DEADLINE, "produce", partition.produce(records, Compression::NoCompression)).await
 }
 
 /// Times `ROUND_TRIPS` produce→fetch cycles and returns the median.
@@ -113,9 +72,12 @@ async fn p50_round_trip(partition: &PartitionClient, first_offset: i64) -> Durat
     let mut samples = Vec::with_capacity(ROUND_TRIPS);
     for i in 0..ROUND_TRIPS {
         let started = Instant::now();
-        let offset = produce_one(partition, record("latency", &i.to_string(), &[])).await;
+        let offset =
+            produce(partition, vec![record("latency", &i.to_string(), &[])]).await.expect("produce")[0];
         let (fetched, _) =
-            within("fetch", partition.fetch_records(offset, FETCH_BYTES, FETCH_MAX_WAIT_MS)).await;
+            within(DEADLINE, "fetch", partition.fetch_records(offset, FETCH_BYTES, FETCH_MAX_WAIT_MS))
+                .await
+                .expect("fetch");
         samples.push(started.elapsed());
         // A round trip only counts if it read back what it wrote, at the offset it expected.
         assert_eq!(offset, first_offset + i64::try_from(i).expect("small loop index"));
@@ -128,25 +90,16 @@ async fn p50_round_trip(partition: &PartitionClient, first_offset: i64) -> Durat
 
 #[tokio::test]
 async fn a_record_produced_to_a_new_topic_is_fetched_back() {
-    let Some(client) = connect().await else { return };
-
-    // A fresh topic per run, so the offsets asserted below cannot collide with earlier runs.
-    let topic = format!("nanum-test-{}", uuid::Uuid::new_v4());
-    let controller = client.controller_client().expect("a controller client is only a handle");
-    within("create topic", controller.create_topic(&topic, 1, 1, ADMIN_TIMEOUT_MS)).await;
-
-    // `Retry` rides out the window where the new topic is not yet in every broker's
-    // metadata; `Error` would fail here sporadically with UnknownTopicOrPartition.
-    let partition =
-        within("partition client", client.partition_client(topic.clone(), 0, UnknownTopicHandling::Retry))
-            .await;
+    let Some((client, topic, partition)) = fresh_topic().await else { return };
 
     let sent = record("applicant-42", "applied", &[("trace-id", "abc-123")]);
-    let offset = produce_one(&partition, sent.clone()).await;
-    assert_eq!(offset, 0, "the first record in a new partition lands at offset 0");
+    let offsets = produce(&partition, vec![sent.clone()]).await.expect("produce");
+    assert_eq!(offsets, vec![0], "the first record in a new partition lands at offset 0");
 
     let (fetched, high_watermark) =
-        within("fetch", partition.fetch_records(0, FETCH_BYTES, FETCH_MAX_WAIT_MS)).await;
+        within(DEADLINE, "fetch", partition.fetch_records(0, FETCH_BYTES, FETCH_MAX_WAIT_MS))
+            .await
+            .expect("fetch");
     // rskafka produces with acks=all, so the record is committed and visible when produce returns.
     assert_eq!(high_watermark, 1, "exactly one record is committed");
     assert_eq!(fetched.len(), 1, "exactly one record comes back: {fetched:?}");
@@ -160,14 +113,36 @@ async fn a_record_produced_to_a_new_topic_is_fetched_back() {
         "headers survive the round trip"
     );
 
-    let p50 = p50_round_trip(&partition, offset + 1).await;
+    let p50 = p50_round_trip(&partition, 1).await;
     println!("kafka produce→fetch round trip: p50 {p50:?} over {ROUND_TRIPS} trips (topic {topic})");
+    delete(&client, &topic).await;
+}
 
-    // Best effort: a leftover topic only costs the dev broker a little disk, so failing to
-    // delete it should not fail a test whose point was proven above.
-    match tokio::time::timeout(CALL_TIMEOUT, controller.delete_topic(&topic, ADMIN_TIMEOUT_MS)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => eprintln!("could not delete test topic {topic}: {e}"),
-        Err(_) => eprintln!("deleting test topic {topic} got no answer within {CALL_TIMEOUT:?}"),
+/// The vendored rskafka sets TCP_NODELAY (vendor/README.md). Without it a request written
+/// as "length, then body" waits for the broker's delayed ACK of the length: every produce
+/// of 60 or more small records took 44 ms. With it, such a batch takes about a millisecond.
+#[tokio::test]
+async fn a_batch_of_a_hundred_records_is_not_held_back_by_nagle() {
+    let Some((client, topic, partition)) = fresh_topic().await else { return };
+    let mut samples = Vec::new();
+    for _ in 0..7 {
+        let batch = (0..100).map(|i| record(&i.to_string(), &"x".repeat(150), &[])).collect();
+        let started = Instant::now();
+        produce(&partition, batch).await.expect("produce");
+        samples.push(started.elapsed());
+    }
+    samples.sort_unstable();
+    let p50 = samples[samples.len() / 2];
+    println!("kafka produce of 100 records: p50 {p50:?} (samples {samples:?})");
+    // 40 ms is Linux's delayed-ACK floor; a busy CI machine stays far below it.
+    assert!(p50 < Duration::from_millis(25), "a 100-record produce took {p50:?}: Nagle is back?");
+    delete(&client, &topic).await;
+}
+
+/// Best effort: a leftover topic only costs the dev broker a little disk.
+async fn delete(client: &Client, topic: &str) {
+    let Ok(controller) = client.controller_client() else { return };
+    if let Err(e) = within(DEADLINE, "delete topic", controller.delete_topic(topic, 5_000)).await {
+        eprintln!("could not delete test topic {topic}: {e}");
     }
 }

@@ -1,4 +1,5 @@
-//! The shared contract suite, run against every database strategy on MariaDB.
+//! The shared contract suite, run against every registered strategy on MariaDB, with the
+//! sold-out shortcut on (the default) and off (the pure lock comparison).
 //!
 //! Skips (with a printed reason) when MariaDB is absent; fails under `CI=true`.
 
@@ -13,6 +14,7 @@ const POOL: u32 = 48;
 
 async fn run_race(
     name: StrategyName,
+    shortcut: bool,
     applicants: usize,
     attempts_each: usize,
     quantity: i32,
@@ -28,7 +30,8 @@ async fn run_race(
         kafka,
         placement: Placement::default(),
     };
-    let mut config = ConcurrencyConfig { strategy: name, ..ConcurrencyConfig::default() };
+    let mut config =
+        ConcurrencyConfig { strategy: name, sold_out_shortcut: shortcut, ..ConcurrencyConfig::default() };
     // The contract is about correctness: a busy CI machine must not turn waits into errors.
     config.redis_lock.max_wait_ms = 60_000;
     let strategy = build_strategy(&config, backends).await.expect("the test provides every backend");
@@ -37,15 +40,15 @@ async fn run_race(
     Some(race(strategy, &db, event, applicants, attempts_each).await.expect("read back the race"))
 }
 
-async fn contract_holds(name: StrategyName) {
+async fn contract_holds(name: StrategyName, shortcut: bool) {
     // 300 readers for 10 copies (sold out early), each applying twice; then 50 for 100
     // (never sold out: everybody wins exactly once).
     for (applicants, quantity) in [(300, 10), (50, 100)] {
-        let Some(report) = run_race(name, applicants, 2, quantity).await else { return };
+        let Some(report) = run_race(name, shortcut, applicants, 2, quantity).await else { return };
         let violations = report.violations();
         assert!(
             violations.is_empty(),
-            "{name}: {applicants} readers for {quantity} copies broke the contract: {violations:#?}\n{report:#?}"
+            "{name} (shortcut {shortcut}): {applicants} readers for {quantity} copies broke the contract: {violations:#?}\n{report:#?}"
         );
         println!(
             "{name}: {applicants}×2 for {quantity} copies → {} winners in {:?}",
@@ -54,25 +57,50 @@ async fn contract_holds(name: StrategyName) {
     }
 }
 
+/// One module per strategy, each with the race run with the shortcut on and off, and
+/// `SUITE`, the list the registry is checked against.
 macro_rules! contract_suite {
-    ($($test:ident => $name:expr),* $(,)?) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-        async fn $test() {
-            contract_holds($name).await;
-        }
-    )*};
+    ($($module:ident => $name:expr),* $(,)?) => {
+        const SUITE: &[StrategyName] = &[$($name),*];
+        $(
+            mod $module {
+                use super::*;
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn never_over_allocates() {
+                    contract_holds($name, true).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn never_over_allocates_without_the_sold_out_shortcut() {
+                    contract_holds($name, false).await;
+                }
+            }
+        )*
+    };
 }
 
 contract_suite! {
-    app_mutex_never_over_allocates => StrategyName::AppMutex,
-    pessimistic_lock_never_over_allocates => StrategyName::PessimisticLock,
-    optimistic_lock_never_over_allocates => StrategyName::OptimisticLock,
-    db_atomic_never_over_allocates => StrategyName::DbAtomic,
-    redis_lock_never_over_allocates => StrategyName::RedisLock,
-    redis_atomic_never_over_allocates => StrategyName::RedisAtomic,
-    kafka_single_partition_never_over_allocates => StrategyName::KafkaSinglePartition,
-    kafka_redis_lock_never_over_allocates => StrategyName::KafkaRedisLock,
-    kafka_keyed_never_over_allocates => StrategyName::KafkaKeyed,
+    app_mutex => StrategyName::AppMutex,
+    pessimistic_lock => StrategyName::PessimisticLock,
+    optimistic_lock => StrategyName::OptimisticLock,
+    db_atomic => StrategyName::DbAtomic,
+    redis_lock => StrategyName::RedisLock,
+    redis_atomic => StrategyName::RedisAtomic,
+    kafka_single_partition => StrategyName::KafkaSinglePartition,
+    kafka_redis_lock => StrategyName::KafkaRedisLock,
+    kafka_keyed => StrategyName::KafkaKeyed,
+}
+
+/// A strategy added to the registry but not to the suite above fails here.
+#[test]
+fn every_registered_strategy_is_in_the_contract_suite() {
+    for name in StrategyName::ALL {
+        // `none` breaks the contract on purpose; it has its own test below.
+        if name != StrategyName::NoControl {
+            assert!(SUITE.contains(&name), "{name} is registered but not in contract_suite!");
+        }
+    }
 }
 
 /// Proof that the suite can fail: with no control, the same race over-allocates. The race
@@ -81,7 +109,7 @@ contract_suite! {
 async fn none_is_caught_over_allocating() {
     const TRIES: usize = 20;
     for attempt in 1..=TRIES {
-        let Some(report) = run_race(StrategyName::None, 300, 2, 10).await else { return };
+        let Some(report) = run_race(StrategyName::NoControl, true, 300, 2, 10).await else { return };
         if report.over_allocated() {
             println!("none over-allocated on try {attempt}: {} winners for 10 copies", report.rows);
             assert!(!report.violations().is_empty(), "the contract check must flag it");

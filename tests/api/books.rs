@@ -66,7 +66,7 @@ async fn a_reader_creating_a_book_is_403_forbidden_and_nothing_is_stored() {
 #[tokio::test]
 async fn a_missing_forged_or_expired_token_is_401_unauthorized() {
     let app = spawn_app().await;
-    let secret = app.settings.auth.jwt_secret.clone();
+    let secret = app.settings.auth.jwt_secret.expose().to_owned();
     let forged = token_signed_with("not-the-secret", 1, "admin", 600);
     let expired = token_signed_with(&secret, 1, "admin", -600);
     assert_error(create(&app, None).await, StatusCode::UNAUTHORIZED, "unauthorized").await;

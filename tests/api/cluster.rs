@@ -56,7 +56,7 @@ pub async fn launch(strategy: StrategyName, topology: Topology, extra: &[(&str, 
     let binary = Path::new(env!("CARGO_BIN_EXE_nanum"));
     let cluster = Cluster::start(binary, topology.count(), &env, &roles).await.expect("start the instances");
     let settings = configuration::load_for("test", &[]).expect("test settings");
-    let admin = (settings.auth.admin_email.as_str(), settings.auth.admin_password.as_str());
+    let admin = (settings.auth.admin_email.as_str(), settings.auth.admin_password.expose());
     let crowd = Crowd::sign_up(&cluster.addresses()[..topology.api()], READERS, admin)
         .await
         .expect("sign the crowd up");
@@ -135,5 +135,5 @@ async fn app_mutex_over_allocates_across_three_instances() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_control_over_allocates_across_three_instances() {
-    caught_over_allocating(StrategyName::None).await;
+    caught_over_allocating(StrategyName::NoControl).await;
 }

@@ -131,7 +131,7 @@ impl TestApp {
 
     /// The bootstrap admin's token.
     pub async fn admin_token(&self) -> String {
-        self.login(&self.settings.auth.admin_email.clone(), &self.settings.auth.admin_password.clone()).await
+        self.login(&self.settings.auth.admin_email.clone(), self.settings.auth.admin_password.expose()).await
     }
 
     /// A book created by the admin; returns its id.

@@ -80,7 +80,7 @@ async fn db_atomic_gives_exactly_ten_copies_to_two_hundred_readers_applying_twic
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_control_over_allocates_under_the_same_crowd() {
     const TRIES: usize = 10;
-    let Some(c) = crowd(StrategyName::None).await else { return };
+    let Some(c) = crowd(StrategyName::NoControl).await else { return };
     for attempt in 1..=TRIES {
         let (statuses, winners, _) = race(&c).await;
         let created = statuses.iter().filter(|s| **s == StatusCode::CREATED).count();

@@ -31,7 +31,7 @@ impl Server {
         let settings = configuration::load_for("test", &[]).unwrap();
         let login: Value = client
             .post(format!("{}/api/v1/auth/login", cluster.instances[0].address))
-            .json(&json!({ "email": settings.auth.admin_email, "password": settings.auth.admin_password }))
+            .json(&json!({ "email": settings.auth.admin_email, "password": settings.auth.admin_password.expose() }))
             .send()
             .await
             .unwrap()

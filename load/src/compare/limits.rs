@@ -2,8 +2,9 @@
 //! same machine:
 //!
 //! - **the hot-row SQL loop** — `pessimistic-lock`'s statements (those of
-//!   `strategies/src/section.rs` with the `FOR UPDATE` gate) sent straight to the database
-//!   from `c` connections, no HTTP, no server: what one serialised stock row allows;
+//!   `strategies/src/section.rs` with the `FOR UPDATE` gate, without the sold-out
+//!   shortcut) sent straight to the database from `c` connections, no HTTP, no server:
+//!   what one serialised stock row allows;
 //! - **the HTTP ceiling** — `GET /health/live` on the same kind of servers at the same
 //!   concurrency: what the HTTP path (server, loopback, and this load generator) allows.
 
@@ -21,7 +22,7 @@ use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbBackend, DbErr, SqliteTransactionMode, Statement,
     TransactionOptions, TransactionTrait,
 };
-use strategies::contract;
+use strategies::{contract, dberr::is_unique_violation};
 
 use super::Shape;
 use crate::{
@@ -171,9 +172,11 @@ async fn sql_round(
     Ok(total)
 }
 
-/// `pessimistic-lock`'s section, statement for statement (see `strategies/src/section.rs`):
-/// lock and read the stock row, reject a duplicate, reject when sold out, decrement, record
-/// the winner, commit. On SQLite the lock is `BEGIN IMMEDIATE`, as there.
+/// `pessimistic-lock`'s section, statement for statement (`steps` in
+/// `strategies/src/section.rs`): lock and read the stock row; sold out → look for the
+/// reader's copy (`already_applied` or `sold_out`) and roll back; else decrement, record the
+/// winner (the unique index on `(event_id, user_id)` is the duplicate check on this path),
+/// commit. On SQLite the lock is `BEGIN IMMEDIATE`, as there.
 async fn statements(
     db: &DatabaseConnection,
     event: i64,
@@ -198,12 +201,9 @@ async fn statements(
         .await?
         .ok_or_else(|| DbErr::RecordNotFound(format!("event_stock {event}")))?;
     let remaining: i32 = row.try_get_by_index(0)?;
-    let sql = "SELECT id FROM applications WHERE event_id = ? AND user_id = ?";
-    let duplicate = tx
-        .query_one_raw(Statement::from_sql_and_values(backend, sql, [event.into(), user.into()]))
-        .await?
-        .is_some();
-    if duplicate || remaining <= 0 {
+    if remaining <= 0 {
+        let sql = "SELECT id FROM applications WHERE event_id = ? AND user_id = ?";
+        tx.query_one_raw(Statement::from_sql_and_values(backend, sql, [event.into(), user.into()])).await?;
         tx.rollback().await?;
         return Ok(Decided::Rejected);
     }
@@ -213,7 +213,15 @@ async fn statements(
     let sql = "INSERT INTO applications (event_id, user_id, request_id, status, created_at) \
                VALUES (?, ?, ?, 'won', ?)";
     let values = [event.into(), user.into(), request_id.into(), chrono::Utc::now().into()];
-    tx.execute_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
-    tx.commit().await?;
-    Ok(Decided::Won)
+    match tx.execute_raw(Statement::from_sql_and_values(backend, sql, values)).await {
+        Ok(_) => {
+            tx.commit().await?;
+            Ok(Decided::Won)
+        }
+        Err(e) if is_unique_violation(&e) => {
+            tx.rollback().await?;
+            Ok(Decided::Rejected)
+        }
+        Err(e) => Err(e),
+    }
 }

@@ -235,7 +235,7 @@ impl CompareArgs {
 /// `app-mutex` only inside one process.
 pub fn expected_safe(strategy: StrategyName, topology: Topology) -> bool {
     match strategy {
-        StrategyName::None => false,
+        StrategyName::NoControl => false,
         StrategyName::AppMutex => topology.count() == 1,
         _ => true,
     }
@@ -533,7 +533,7 @@ mod tests {
 
     #[test]
     fn only_none_and_a_multi_process_app_mutex_may_break() {
-        assert!(!expected_safe(StrategyName::None, Topology::Uniform(1)));
+        assert!(!expected_safe(StrategyName::NoControl, Topology::Uniform(1)));
         assert!(expected_safe(StrategyName::AppMutex, Topology::Uniform(1)));
         assert!(!expected_safe(StrategyName::AppMutex, Topology::Uniform(3)));
         assert!(expected_safe(StrategyName::KafkaKeyed, Topology::TEAM));

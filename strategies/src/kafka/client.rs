@@ -105,13 +105,27 @@ pub async fn partition_clients(
 ) -> Result<Vec<Arc<PartitionClient>>, StrategyError> {
     let mut clients = Vec::new();
     for partition in 0..partitions {
-        let pc = within(
-            deadline,
-            "partition client",
-            client.partition_client(topic.to_owned(), partition, UnknownTopicHandling::Retry),
-        )
-        .await?;
-        clients.push(Arc::new(pc));
+        clients.push(partition_client(client, topic, partition, deadline).await?);
     }
     Ok(clients)
+}
+
+/// A client of one partition, with its own connection to the partition's leader.
+///
+/// # Errors
+///
+/// `Unavailable` when the partition cannot be reached in time.
+pub async fn partition_client(
+    client: &Client,
+    topic: &str,
+    partition: i32,
+    deadline: Duration,
+) -> Result<Arc<PartitionClient>, StrategyError> {
+    let pc = within(
+        deadline,
+        "partition client",
+        client.partition_client(topic.to_owned(), partition, UnknownTopicHandling::Retry),
+    )
+    .await?;
+    Ok(Arc::new(pc))
 }

@@ -3,27 +3,29 @@
 //! - `kafka-single-partition`: one partition, one consumer — correct, one lane.
 //! - `kafka-redis-lock`: N partitions, records spread round-robin, consumers take the
 //!   `redis-lock` (fenced) around the critical section — the team's final design. With
-//!   `concurrency.kafka.lock = false` the lock is off, to show the race the team hit.
+//!   `concurrency.kafka_lock = false` the lock is off, to show the race the team hit.
 //! - `kafka-keyed`: N partitions, partition = event id mod N, no lock: all of one event's
 //!   requests queue in one partition, consumed by exactly one consumer, in order.
 //!
 //! rskafka has no consumer groups and no offset commits, so nanum owns both: workers own
 //! partitions by `instance.index` / `instance.count`, and a consumer stores its next offset
-//! in the database in the same transaction as the allocation ([`store`]). The HTTP request
+//! in the database in the same transaction as the allocation ([`crate::outcomes`]). The HTTP request
 //! waits for its answer in-process when the consuming worker is in the same process, and
 //! over `<topic>.results` otherwise; after `reply_timeout_ms` it answers 202 `pending`.
 //!
 //! # Layout
 //!
 //! - [`client`]: connecting with deadlines, creating/verifying topics.
-//! - [`store`]: offsets and per-request answers in the database.
 //! - `wire`: the JSON records on the two topics.
+//! - `producer`: a per-partition producer that batches what queues up during a produce.
+//! - `reader`: the one partition fetch loop (consumers and the results listener).
 //! - `waiters`: requests waiting for their answer, and the results-topic listener.
-//! - `worker`: the consumer loop (exactly-once effect).
+//! - `worker`: the consumer loop (exactly-once effect, one transaction per fetched batch).
 //! - `strategy`: the [`crate::ConcurrencyStrategy`] that produces and waits.
 
 pub mod client;
-pub mod store;
+mod producer;
+mod reader;
 mod strategy;
 mod waiters;
 mod wire;
@@ -138,5 +140,34 @@ impl Placement {
         let count = i32::try_from(self.count.max(1)).unwrap_or(1);
         let index = i32::try_from(self.index).unwrap_or(0);
         (0..partitions).filter(|p| p % count == index).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workers_split_the_partitions_between_them_and_api_instances_own_none() {
+        let worker = |index| Placement { role: Role::Worker, index, count: 2 };
+        assert_eq!(worker(0).owned(5), vec![0, 2, 4]);
+        assert_eq!(worker(1).owned(5), vec![1, 3]);
+        assert_eq!(Placement { role: Role::Api, index: 0, count: 1 }.owned(5), Vec::<i32>::new());
+        assert_eq!(Placement::default().owned(3), vec![0, 1, 2], "one `all` instance consumes everything");
+        // every partition has exactly one owner, whatever the counts
+        for count in 1..=4 {
+            for partitions in 1..=7 {
+                let mut owners = vec![0; usize::try_from(partitions).unwrap_or(0)];
+                for index in 0..count {
+                    for p in (Placement { role: Role::Worker, index, count }).owned(partitions) {
+                        owners[usize::try_from(p).unwrap_or(0)] += 1;
+                    }
+                }
+                assert!(
+                    owners.iter().all(|&n| n == 1),
+                    "{count} workers, {partitions} partitions: {owners:?}"
+                );
+            }
+        }
     }
 }

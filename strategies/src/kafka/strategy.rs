@@ -11,17 +11,15 @@ use std::{
 
 use async_trait::async_trait;
 use rskafka::{
-    client::{
-        Client,
-        partition::{Compression, PartitionClient},
-    },
+    client::{Client, partition::PartitionClient},
     record::Record,
 };
 use sea_orm::DatabaseConnection;
 
 use super::{
     KafkaConfig, Placement,
-    client::{connect, ensure_topic, partition_clients, within},
+    client::{connect, ensure_topic, partition_client, partition_clients, within},
+    producer::BatchProducer,
     waiters::{self, Waiters},
     wire::ApplyMessage,
     worker::Worker,
@@ -42,7 +40,9 @@ pub(crate) struct KafkaStrategy {
     /// Identifies this process in produced records (answers for it come back in-process).
     origin: String,
     client: Arc<Client>,
-    producers: Vec<Arc<PartitionClient>>,
+    /// One batching producer per partition of the applications topic.
+    producers: Vec<BatchProducer>,
+    /// Workers' answers for other processes are produced here.
     results: Arc<PartitionClient>,
     waiters: Arc<Waiters>,
     round_robin: AtomicUsize,
@@ -70,7 +70,10 @@ impl KafkaStrategy {
         ensure_topic(&client, &results_topic, 1, deadline).await?;
         let producers = partition_clients(&client, &config.topic, partitions, deadline)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|partition| BatchProducer::spawn(partition, deadline))
+            .collect();
         let results = partition_clients(&client, &results_topic, 1, deadline)
             .await
             .map_err(|e| e.to_string())?
@@ -128,11 +131,7 @@ impl ConcurrencyStrategy for KafkaStrategy {
         };
         // Register before producing: a local consumer may answer before produce returns.
         let answer = self.waiters.register(&request.request_id);
-        let producer = &self.producers[self.partition_for(request)];
-        if let Err(e) =
-            within(self.deadline(), "produce", producer.produce(vec![record], Compression::NoCompression))
-                .await
-        {
+        if let Err(e) = self.producers[self.partition_for(request)].produce(record).await {
             self.waiters.forget(&request.request_id);
             return Err(e);
         }
@@ -146,11 +145,18 @@ impl ConcurrencyStrategy for KafkaStrategy {
     }
 
     async fn prepare(&self) -> Result<(), StrategyError> {
+        // Every long-polling fetch loop gets a partition client of its own (a connection of
+        // its own): a broker answers one request per connection at a time, so a fetch
+        // waiting out `fetch_max_wait_ms` on a shared connection would hold back every
+        // produce queued behind it.
+        let deadline = self.deadline();
         if self.placement.role.serves() {
+            let results = format!("{}.results", self.config.topic);
+            let listener = partition_client(&self.client, &results, 0, deadline).await?;
             tokio::spawn(waiters::listen(
-                Arc::clone(&self.results),
+                listener,
                 Arc::clone(&self.waiters),
-                self.deadline(),
+                deadline,
                 self.config.fetch_max_wait_ms,
             ));
         }
@@ -159,12 +165,12 @@ impl ConcurrencyStrategy for KafkaStrategy {
             let worker = Worker {
                 db: self.db.clone(),
                 topic: self.config.topic.clone(),
-                partition: Arc::clone(&self.producers[usize::try_from(partition).unwrap_or(0)]),
+                partition: partition_client(&self.client, &self.config.topic, partition, deadline).await?,
                 results: Arc::clone(&self.results),
                 waiters: Arc::clone(&self.waiters),
                 origin: self.origin.clone(),
                 lock: self.lock.clone(),
-                deadline: self.deadline(),
+                deadline,
                 max_wait_ms: self.config.fetch_max_wait_ms,
             };
             tokio::spawn(worker.run());

@@ -10,8 +10,11 @@ use std::{
 use rskafka::client::partition::{OffsetAt, PartitionClient};
 use tokio::sync::oneshot;
 
-use super::{client::within, wire::ResultMessage};
-use crate::ApplyOutcome;
+use super::{client::within, reader::PartitionReader, wire::ResultMessage};
+use crate::{ApplyOutcome, backoff::Backoff};
+
+/// Between retries of reading the end offset.
+const RETRY: Backoff = Backoff::from_millis(10, 1_000);
 
 /// Request id → the channel its HTTP handler waits on.
 #[derive(Debug, Default)]
@@ -50,43 +53,29 @@ pub(crate) async fn listen(
     deadline: Duration,
     max_wait_ms: i32,
 ) {
-    let mut offset = loop {
+    let mut attempt = 0;
+    let offset = loop {
         match within(deadline, "results offset", results.get_offset(OffsetAt::Latest)).await {
             Ok(offset) => break offset,
             Err(e) => {
                 tracing::warn!(error = %e, "results listener: cannot read the end offset; retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                RETRY.sleep(attempt).await;
+                attempt += 1;
             }
         }
     };
-    let fetch_deadline = deadline + Duration::from_millis(u64::try_from(max_wait_ms).unwrap_or(0));
+    let mut reader = PartitionReader::new(results, offset, deadline, max_wait_ms);
     loop {
-        match within(
-            fetch_deadline,
-            "results fetch",
-            results.fetch_records(offset, 1..4_000_000, max_wait_ms),
-        )
-        .await
-        {
-            Ok((records, _high_watermark)) => {
-                for record in records {
-                    offset = record.offset + 1;
-                    let Some(value) = record.record.value else { continue };
-                    match serde_json::from_slice::<ResultMessage>(&value) {
-                        Ok(msg) => {
-                            if let Some(outcome) = msg.outcome() {
-                                waiters.complete(&msg.request_id, outcome);
-                            }
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, offset = record.offset, "unreadable result record")
-                        }
+        for record in reader.next_batch().await {
+            reader.advance_to(record.offset + 1);
+            let Some(value) = record.record.value else { continue };
+            match serde_json::from_slice::<ResultMessage>(&value) {
+                Ok(msg) => {
+                    if let Some(outcome) = msg.outcome() {
+                        waiters.complete(&msg.request_id, outcome);
                     }
                 }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "results listener: fetch failed; retrying");
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                Err(e) => tracing::warn!(error = %e, offset = record.offset, "unreadable result record"),
             }
         }
     }

@@ -24,11 +24,14 @@ pub(crate) struct ResultMessage {
 
 impl ResultMessage {
     pub(crate) fn new(request_id: &str, outcome: ApplyOutcome) -> Self {
-        let (name, application_id) = super::store::outcome_name(outcome);
-        Self { request_id: request_id.to_owned(), outcome: name.to_owned(), application_id }
+        Self {
+            request_id: request_id.to_owned(),
+            outcome: outcome.as_str().to_owned(),
+            application_id: outcome.application_id(),
+        }
     }
 
     pub(crate) fn outcome(&self) -> Option<ApplyOutcome> {
-        super::store::outcome_from(&self.outcome, self.application_id)
+        ApplyOutcome::from_stored(&self.outcome, self.application_id)
     }
 }

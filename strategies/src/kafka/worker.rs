@@ -1,46 +1,68 @@
-//! The consumer of one partition: allocate each record exactly once, in order.
+//! The consumer of one partition: allocate each record exactly once, in log order, a
+//! fetched batch at a time.
 //!
-//! For each record, one database transaction holds the allocation (inside a savepoint, so a
-//! losing attempt's partial writes roll back), the request's final answer, and the next
-//! offset. A crash anywhere before the commit means the record is processed again on
-//! restart; after it, never again. A record seen twice (producer retry, replayed key) finds
-//! its answer already stored and only re-sends it. A failing record is retried — never
-//! skipped — because skipping would lose an accepted application.
+//! One database transaction holds a whole batch: the allocations (one pass of the section
+//! for the whole batch, [`section::steps_batch`]), every request's final answer, and the
+//! next offset.
+//! A crash anywhere before the commit means the batch is processed again on restart; after
+//! it, never again. A record seen twice (producer retry, replayed key) finds its answer
+//! already stored and only re-sends it. A failing batch is retried — never skipped —
+//! because skipping would lose an accepted application. Answers go out after the commit, so
+//! nobody is told "won" for an allocation that could still roll back.
+//!
+//! Why batches: the consumer owns its partition, so the log order already serialises the
+//! records; one transaction per record would pay a commit (and, with the lock, a Redis
+//! round trip) per reader for nothing. A batch is whatever the fetch returned, capped at
+//! [`MAX_BATCH`], so under light load it is one record and nobody waits for a batch to fill.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use rskafka::{
     client::partition::{Compression, PartitionClient},
     record::Record,
 };
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
 
 use super::{
     client::within,
-    store::{self, RequestResult},
+    reader::PartitionReader,
     waiters::Waiters,
     wire::{ApplyMessage, ResultMessage},
 };
 use crate::{
-    ApplyOutcome, ApplyRequest, StrategyError,
+    ApplyOutcome, StrategyError,
+    backoff::Backoff,
+    outcomes::{self, RequestResult},
     redis_lock::RedisLock,
-    section::{self, Attempt, Gate},
+    section::{self, Applicant, BatchAttempt},
 };
+
+/// Most records in one transaction (bounds statement sizes and lock hold time).
+const MAX_BATCH: usize = 500;
+
+/// Between retries of a failing batch.
+const RETRY: Backoff = Backoff::from_millis(10, 1_000);
 
 /// Everything one partition's consumer needs.
 #[derive(Debug, Clone)]
 pub(crate) struct Worker {
     pub(crate) db: DatabaseConnection,
     pub(crate) topic: String,
+    /// A client of its own: a broker answers one request per connection at a time, so a
+    /// long-poll fetch on a shared connection would hold back every produce behind it.
     pub(crate) partition: Arc<PartitionClient>,
+    /// Where answers for other processes go.
     pub(crate) results: Arc<PartitionClient>,
     pub(crate) waiters: Arc<Waiters>,
     pub(crate) origin: String,
-    /// `kafka-redis-lock` with the lock on: the fenced Redis lock around each section.
+    /// `kafka-redis-lock` with the lock on: the fenced Redis lock around each batch.
     pub(crate) lock: Option<Arc<RedisLock>>,
     pub(crate) deadline: Duration,
     pub(crate) max_wait_ms: i32,
 }
+
+/// One fetched record: its offset and, when readable, the application in it.
+type Entry = (i64, Option<ApplyMessage>);
 
 impl Worker {
     fn partition_id(&self) -> i32 {
@@ -50,150 +72,149 @@ impl Worker {
     /// Consumes forever from the stored offset.
     pub(crate) async fn run(self) {
         let (topic, partition) = (self.topic.clone(), self.partition_id());
-        let mut offset = loop {
-            match store::next_offset(&self.db, &topic, partition).await {
+        let mut attempt = 0;
+        let offset = loop {
+            match outcomes::next_offset(&self.db, &topic, partition).await {
                 Ok(offset) => break offset,
                 Err(e) => {
                     tracing::warn!(error = %e, partition, "consumer: cannot read the stored offset; retrying");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    RETRY.sleep(attempt).await;
+                    attempt += 1;
                 }
             }
         };
         tracing::info!(topic, partition, offset, "consumer started");
-        let fetch_deadline =
-            self.deadline + Duration::from_millis(u64::try_from(self.max_wait_ms).unwrap_or(0));
+        let mut reader =
+            PartitionReader::new(Arc::clone(&self.partition), offset, self.deadline, self.max_wait_ms);
         loop {
-            let fetched = within(
-                fetch_deadline,
-                "fetch",
-                self.partition.fetch_records(offset, 1..4_000_000, self.max_wait_ms),
-            )
-            .await;
-            let records = match fetched {
-                Ok((records, _high_watermark)) => records,
-                Err(e) => {
-                    tracing::warn!(error = %e, partition, "consumer: fetch failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    continue;
+            let entries: Vec<Entry> = reader
+                .next_batch()
+                .await
+                .into_iter()
+                .map(|r| {
+                    let msg = r.record.value.as_deref().and_then(|v| serde_json::from_slice(v).ok());
+                    if msg.is_none() {
+                        tracing::error!(
+                            offset = r.offset,
+                            partition,
+                            "unreadable application record; skipped"
+                        );
+                    }
+                    (r.offset, msg)
+                })
+                .collect();
+            for batch in entries.chunks(MAX_BATCH) {
+                let mut attempt = 0;
+                while let Err(e) = self.handle(batch).await {
+                    tracing::warn!(error = %e, partition, offset = reader.offset(), "consumer: batch failed; retrying");
+                    RETRY.sleep(attempt).await;
+                    attempt += 1;
                 }
-            };
-            for record in records {
-                let mut backoff = 10;
-                while let Err(e) = self.handle(record.offset, record.record.value.as_deref()).await {
-                    tracing::warn!(error = %e, partition, offset = record.offset, "consumer: record failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(backoff)).await;
-                    backoff = (backoff * 2).min(1_000);
-                }
-                offset = record.offset + 1;
+                reader.advance_to(batch.last().map_or(0, |(o, _)| o + 1));
             }
         }
     }
 
-    async fn handle(&self, offset: i64, value: Option<&[u8]>) -> Result<(), StrategyError> {
-        let Some(msg) = value.and_then(|v| serde_json::from_slice::<ApplyMessage>(v).ok()) else {
-            tracing::error!(
-                offset,
-                partition = self.partition_id(),
-                "unreadable application record; skipped"
-            );
-            let tx = self.db.begin().await?;
-            store::store_offset(&tx, &self.topic, self.partition_id(), offset + 1).await?;
-            tx.commit().await?;
-            return Ok(());
+    /// Allocates one batch (under the lock when there is one) and sends its answers.
+    async fn handle(&self, batch: &[Entry]) -> Result<(), StrategyError> {
+        let Some(next_offset) = batch.last().map(|(o, _)| o + 1) else { return Ok(()) };
+        let messages: Vec<&ApplyMessage> = batch.iter().filter_map(|(_, m)| m.as_ref()).collect();
+        let started = std::time::Instant::now();
+        let transact = |tokens: BTreeMap<i64, i64>| {
+            let messages = &messages;
+            async move { Ok(self.transact(messages, next_offset, &tokens).await?) }
         };
-        let outcome = self.process(&msg, offset).await?;
-        self.answer(&msg, outcome).await;
+        let answers = match &self.lock {
+            Some(lock) => {
+                let events = messages.iter().map(|m| m.event_id).collect();
+                lock.under_leases(&events, transact).await?
+            }
+            // Without a lock nothing is fenced, so one round always answers.
+            None => transact(BTreeMap::new()).await?.ok_or_else(|| {
+                StrategyError::Unavailable("a batch without a lock reported a fence".into())
+            })?,
+        };
+        let decided = started.elapsed();
+        self.answer(answers).await;
+        tracing::debug!(records = batch.len(), ?decided, answered = ?started.elapsed(), partition = self.partition_id(), "consumed a batch");
         Ok(())
     }
 
-    /// Allocates under the lock when there is one; a fenced-out attempt (lease lost) wrote
-    /// nothing and is simply run again with a new lease.
-    async fn process(&self, msg: &ApplyMessage, offset: i64) -> Result<ApplyOutcome, StrategyError> {
-        loop {
-            let lease = match &self.lock {
-                Some(lock) => Some(lock.acquire(msg.event_id).await?),
-                None => None,
-            };
-            let result = self.transact(msg, offset, lease.as_ref().map(|l| l.token)).await;
-            if let (Some(lock), Some(lease)) = (&self.lock, &lease)
-                && let Err(e) = lock.release(lease).await
-            {
-                tracing::warn!(error = %e, "lock release failed; the lease will expire");
-            }
-            if let Some(outcome) = result? {
-                return Ok(outcome);
+    /// The batch's transaction. `Ok(None)`: fenced out, nothing written.
+    async fn transact<'m>(
+        &self,
+        messages: &[&'m ApplyMessage],
+        next_offset: i64,
+        tokens: &BTreeMap<i64, i64>,
+    ) -> Result<Option<Vec<(&'m ApplyMessage, ApplyOutcome)>>, DbErr> {
+        let tx = section::begin(&self.db).await?;
+        let backend = tx.get_database_backend();
+        let ids: Vec<&str> = messages.iter().map(|m| m.request_id.as_str()).collect();
+        // Answers stored by an earlier run (duplicate records); new ones join them below.
+        let mut decided = outcomes::results_of(&tx, &ids).await?;
+        let mut fresh: Vec<&ApplyMessage> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for m in messages {
+            if !decided.contains_key(&m.request_id) && seen.insert(m.request_id.as_str()) {
+                fresh.push(m);
             }
         }
-    }
-
-    async fn transact(
-        &self,
-        msg: &ApplyMessage,
-        offset: i64,
-        token: Option<i64>,
-    ) -> Result<Option<ApplyOutcome>, DbErr> {
-        let tx = section::begin(&self.db).await?;
-        let outcome = match store::result_of(&tx, &msg.request_id).await? {
-            Some(done) => done.outcome, // a duplicate record: answer again, allocate nothing
-            None => {
-                let request = ApplyRequest {
-                    event_id: msg.event_id,
-                    user_id: msg.user_id,
-                    request_id: msg.request_id.clone(),
-                };
-                let gate = token.map_or(Gate::ReadModifyWrite, Gate::Fenced);
-                let savepoint = tx.begin().await?;
-                let outcome =
-                    match section::steps(&savepoint, tx.get_database_backend(), &request, gate).await {
-                        Ok(Attempt::Done(won @ ApplyOutcome::Won { .. })) => {
-                            savepoint.commit().await?;
-                            won
-                        }
-                        Ok(Attempt::Done(other)) => {
-                            savepoint.rollback().await?;
-                            other
-                        }
-                        Ok(Attempt::Fenced | Attempt::Conflict) => {
-                            savepoint.rollback().await?;
-                            tx.rollback().await?;
-                            return Ok(None);
-                        }
-                        // The API checked the event before producing; a vanished stock row can
-                        // only be answered "sold out".
-                        Err(DbErr::RecordNotFound(_)) => {
-                            savepoint.rollback().await?;
-                            ApplyOutcome::SoldOut
-                        }
-                        Err(e) => return Err(e),
-                    };
-                let result = RequestResult { event_id: msg.event_id, user_id: msg.user_id, outcome };
-                store::store_result(&tx, &msg.request_id, result).await?;
-                outcome
+        let applicants: Vec<Applicant<'_>> = fresh
+            .iter()
+            .map(|m| Applicant { event: m.event_id, user: m.user_id, request_id: m.request_id.as_str() })
+            .collect();
+        let decisions = match section::steps_batch(&tx, backend, &applicants, tokens).await? {
+            BatchAttempt::Done(outcomes) => outcomes,
+            BatchAttempt::Fenced => {
+                tx.rollback().await?;
+                return Ok(None);
             }
         };
-        store::store_offset(&tx, &self.topic, self.partition_id(), offset + 1).await?;
+        let mut stored = Vec::with_capacity(fresh.len());
+        for (m, outcome) in fresh.iter().zip(decisions) {
+            decided.insert(m.request_id.clone(), outcome);
+            stored.push((
+                m.request_id.as_str(),
+                RequestResult { event_id: m.event_id, user_id: m.user_id, outcome },
+            ));
+        }
+        outcomes::store_results(&tx, &stored).await?;
+        outcomes::store_offset(&tx, &self.topic, self.partition_id(), next_offset).await?;
         tx.commit().await?;
-        Ok(Some(outcome))
+        let answers = messages
+            .iter()
+            .filter_map(|m| decided.get(&m.request_id).map(|outcome| (*m, *outcome)))
+            .collect();
+        Ok(Some(answers))
     }
 
-    /// In-process when the request came from this process, else over the results topic.
-    /// A lost answer is not a lost allocation: the waiter answers 202 and the database
-    /// settles it.
-    async fn answer(&self, msg: &ApplyMessage, outcome: ApplyOutcome) {
-        if msg.origin == self.origin {
-            self.waiters.complete(&msg.request_id, outcome);
+    /// In-process when the request came from this process, else over the results topic (one
+    /// produce for the batch). A lost answer is not a lost allocation: the waiter answers
+    /// 202 and the database settles it.
+    async fn answer(&self, answers: Vec<(&ApplyMessage, ApplyOutcome)>) {
+        let mut remote = Vec::new();
+        for (msg, outcome) in answers {
+            if msg.origin == self.origin {
+                self.waiters.complete(&msg.request_id, outcome);
+                continue;
+            }
+            let Ok(value) = serde_json::to_vec(&ResultMessage::new(&msg.request_id, outcome)) else {
+                continue;
+            };
+            remote.push(Record {
+                key: Some(msg.request_id.clone().into_bytes()),
+                value: Some(value),
+                headers: Default::default(),
+                timestamp: rskafka::chrono::Utc::now(),
+            });
+        }
+        if remote.is_empty() {
             return;
         }
-        let Ok(value) = serde_json::to_vec(&ResultMessage::new(&msg.request_id, outcome)) else { return };
-        let record = Record {
-            key: Some(msg.request_id.clone().into_bytes()),
-            value: Some(value),
-            headers: Default::default(),
-            timestamp: rskafka::chrono::Utc::now(),
-        };
-        let produce = self.results.produce(vec![record], Compression::NoCompression);
-        if let Err(e) = within(self.deadline, "produce result", produce).await {
-            tracing::warn!(error = %e, request_id = msg.request_id, "answer not sent; the request settles as pending");
+        let count = remote.len();
+        let produce = self.results.produce(remote, Compression::NoCompression);
+        if let Err(e) = within(self.deadline, "produce results", produce).await {
+            tracing::warn!(error = %e, count, "answers not sent; those requests settle as pending");
         }
     }
 }

@@ -126,26 +126,6 @@ pub struct RequestResult {
     pub outcome: ApplyOutcome,
 }
 
-/// The stored (and API) name of an outcome, with the application id of a win.
-pub fn outcome_name(outcome: ApplyOutcome) -> (&'static str, Option<i64>) {
-    match outcome {
-        ApplyOutcome::Won { application_id } => ("won", Some(application_id)),
-        ApplyOutcome::SoldOut => ("sold_out", None),
-        ApplyOutcome::AlreadyApplied => ("already_applied", None),
-        ApplyOutcome::Pending => ("pending", None),
-    }
-}
-
-/// Parses the stored outcome name.
-pub(crate) fn outcome_from(name: &str, application_id: Option<i64>) -> Option<ApplyOutcome> {
-    match (name, application_id) {
-        ("won", Some(application_id)) => Some(ApplyOutcome::Won { application_id }),
-        ("sold_out", _) => Some(ApplyOutcome::SoldOut),
-        ("already_applied", _) => Some(ApplyOutcome::AlreadyApplied),
-        _ => None,
-    }
-}
-
 /// Records a request's final answer.
 ///
 /// # Errors
@@ -156,7 +136,7 @@ pub async fn store_result<C: ConnectionTrait>(
     request_id: &str,
     result: RequestResult,
 ) -> Result<(), DbErr> {
-    let (name, application_id) = outcome_name(result.outcome);
+    let (name, application_id) = (result.outcome.as_str(), result.outcome.application_id());
     let sql = "INSERT INTO request_results (request_id, event_id, user_id, outcome, application_id) \
                VALUES (?, ?, ?, ?, ?)";
     let values = vec![
@@ -182,11 +162,74 @@ pub async fn result_of<C: ConnectionTrait>(db: &C, request_id: &str) -> Result<O
     };
     let name: String = row.try_get_by_index(2)?;
     let application_id: Option<i64> = row.try_get_by_index(3)?;
-    Ok(outcome_from(&name, application_id).map(|outcome| RequestResult {
+    Ok(ApplyOutcome::from_stored(&name, application_id).map(|outcome| RequestResult {
         event_id: row.try_get_by_index(0).unwrap_or_default(),
         user_id: row.try_get_by_index(1).unwrap_or_default(),
         outcome,
     }))
+}
+
+/// The final answers of several requests at once (absent ids have none yet).
+///
+/// # Errors
+///
+/// Any database error.
+pub async fn results_of<C: ConnectionTrait>(
+    db: &C,
+    request_ids: &[&str],
+) -> Result<std::collections::HashMap<String, ApplyOutcome>, DbErr> {
+    let mut found = std::collections::HashMap::new();
+    if request_ids.is_empty() {
+        return Ok(found);
+    }
+    let sql = format!(
+        "SELECT request_id, outcome, application_id FROM request_results WHERE request_id IN ({})",
+        placeholders(request_ids.len())
+    );
+    let values = request_ids.iter().map(|id| (*id).into()).collect();
+    for row in db.query_all_raw(stmt(db.get_database_backend(), &sql, values)).await? {
+        let id: String = row.try_get_by_index(0)?;
+        let name: String = row.try_get_by_index(1)?;
+        if let Some(outcome) = ApplyOutcome::from_stored(&name, row.try_get_by_index(2)?) {
+            found.insert(id, outcome);
+        }
+    }
+    Ok(found)
+}
+
+/// Records several final answers in one statement.
+///
+/// # Errors
+///
+/// Any database error (a duplicate request id is a bug: callers look them up first).
+pub async fn store_results<C: ConnectionTrait>(
+    db: &C,
+    results: &[(&str, RequestResult)],
+) -> Result<(), DbErr> {
+    if results.is_empty() {
+        return Ok(());
+    }
+    let rows = vec!["(?, ?, ?, ?, ?)"; results.len()].join(", ");
+    let sql = format!(
+        "INSERT INTO request_results (request_id, event_id, user_id, outcome, application_id) VALUES {rows}"
+    );
+    let mut values = Vec::with_capacity(results.len() * 5);
+    for (request_id, result) in results {
+        let (name, application_id) = (result.outcome.as_str(), result.outcome.application_id());
+        values.extend([
+            (*request_id).into(),
+            result.event_id.into(),
+            result.user_id.into(),
+            name.into(),
+            application_id.into(),
+        ]);
+    }
+    db.execute_raw(stmt(db.get_database_backend(), &sql, values)).await.map(|_| ())
+}
+
+/// `?, ?, …` for an `IN (…)` list of `n` values.
+pub(crate) fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
 }
 
 /// How many requests have a final answer (for tests and the load command).

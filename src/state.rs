@@ -1,0 +1,37 @@
+//! What every request shares: [`AppState`]. Its own module so that the routes and the
+//! auth extractor depend on it, not on `startup` (which depends on them).
+
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+use strategies::ConcurrencyStrategy;
+
+use crate::{
+    auth::{LoginThrottle, PasswordService, TokenService},
+    configuration::Settings,
+    event_cache::EventCache,
+    search::SearchIndex,
+};
+
+/// Shared by every request.
+#[derive(Debug)]
+pub struct AppState {
+    /// Database pool.
+    pub db: DatabaseConnection,
+    /// The configured concurrency strategy.
+    pub strategy: Arc<dyn ConcurrencyStrategy>,
+    /// Redis, when `redis.url` is set (for readiness; the strategy holds its own handle).
+    pub redis: Option<deadpool_redis::Pool>,
+    /// Settings as loaded.
+    pub settings: Settings,
+    /// argon2id.
+    pub passwords: PasswordService,
+    /// JWT.
+    pub tokens: TokenService,
+    /// Failed-login counter.
+    pub logins: LoginThrottle,
+    /// The catalogue's search index (its sync task runs beside the server).
+    pub search: Arc<SearchIndex>,
+    /// Events by id (immutable once created).
+    pub events: EventCache,
+}
