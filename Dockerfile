@@ -7,23 +7,25 @@ WORKDIR /src
 # source changes.
 COPY Cargo.toml Cargo.lock rustfmt.toml ./
 COPY strategies/Cargo.toml strategies/Cargo.toml
+COPY load/Cargo.toml load/Cargo.toml
 # rskafka with TCP_NODELAY (see vendor/README.md): a dependency, built in this layer
 COPY vendor vendor
-RUN mkdir -p src benches strategies/src \
+RUN mkdir -p src benches strategies/src load/src \
     && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
     && echo 'fn main() {}' > benches/strategies.rs \
     && echo 'fn main() {}' > benches/search.rs \
-    && touch strategies/src/lib.rs \
+    && touch strategies/src/lib.rs load/src/lib.rs \
     && cargo build --release --locked --bin nanum \
-    && rm -rf src strategies/src benches
+    && rm -rf src strategies/src load/src benches
 
 FROM deps AS build
 COPY src src
 COPY strategies/src strategies/src
+COPY load/src load/src
 COPY benches benches
 COPY assets assets
 # Touch the sources so cargo rebuilds them over the dummy targets' artifacts.
-RUN touch src/main.rs src/lib.rs strategies/src/lib.rs \
+RUN touch src/main.rs src/lib.rs strategies/src/lib.rs load/src/lib.rs \
     && cargo build --release --locked --bin nanum \
     && strip target/release/nanum
 

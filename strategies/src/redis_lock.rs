@@ -255,6 +255,17 @@ impl RedisLock {
         Err(StrategyError::Contention { attempts: LEASE_ROUNDS })
     }
 
+    /// This process's turns for `events` (in event order), so that local contenders for one
+    /// event queue in-process and are woken on release, instead of polling Redis against
+    /// each other; only cross-process contention is left to the lock's backoff.
+    pub(crate) async fn local_turns(&self, events: &BTreeSet<i64>) -> Vec<tokio::sync::OwnedMutexGuard<()>> {
+        let mut turns = Vec::with_capacity(events.len());
+        for &event in events {
+            turns.push(self.local.lock(event).await);
+        }
+        turns
+    }
+
     async fn release_all(&self, leases: &[Lease]) {
         for lease in leases {
             if let Err(e) = self.release(lease).await {

@@ -127,6 +127,8 @@ impl Worker {
         let answers = match &self.lock {
             Some(lock) => {
                 let events = messages.iter().map(|m| m.event_id).collect();
+                // the consumers of this process queue for an event here, not on Redis
+                let _turns = lock.local_turns(&events).await;
                 lock.under_leases(&events, transact).await?
             }
             // Without a lock nothing is fenced, so one round always answers.
