@@ -31,17 +31,7 @@ pub async fn post(
     token: Option<&str>,
     body: &Value,
 ) -> anyhow::Result<Value> {
-    let mut req = client.post(url).json(body);
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let response = req.send().await?;
-    let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    if !status.is_success() {
-        bail!("POST {url} answered {status}: {body}");
-    }
-    Ok(body)
+    send(client.post(url).json(body), token, "POST", url).await
 }
 
 /// GETs JSON with a token.
@@ -50,7 +40,16 @@ pub async fn post(
 ///
 /// Transport errors, non-2xx answers, a body that is not JSON.
 pub async fn get(client: &reqwest::Client, url: &str, token: Option<&str>) -> anyhow::Result<Value> {
-    let mut req = client.get(url);
+    send(client.get(url), token, "GET", url).await
+}
+
+/// Sends with the token, if any; a non-2xx answer is an error naming the call.
+async fn send(
+    mut req: reqwest::RequestBuilder,
+    token: Option<&str>,
+    method: &str,
+    url: &str,
+) -> anyhow::Result<Value> {
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
@@ -58,7 +57,7 @@ pub async fn get(client: &reqwest::Client, url: &str, token: Option<&str>) -> an
     let status = response.status();
     let body: Value = response.json().await.unwrap_or(Value::Null);
     if !status.is_success() {
-        bail!("GET {url} answered {status}: {body}");
+        bail!("{method} {url} answered {status}: {body}");
     }
     Ok(body)
 }
