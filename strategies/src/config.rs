@@ -23,7 +23,7 @@ use crate::{
 };
 
 /// Every strategy, as written in configuration (the spelling lives in the registry below).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum StrategyName {
@@ -128,6 +128,15 @@ impl FromStr for StrategyName {
             let names: Vec<_> = StrategyName::ALL.iter().map(|n| n.as_str()).collect();
             format!("unknown strategy `{s}`; expected one of: {}", names.join(", "))
         })
+    }
+}
+
+/// Read through [`FromStr`], so a misspelt strategy in configuration names every valid one
+/// (serde's derived message would only say the variant does not exist).
+impl<'de> Deserialize<'de> for StrategyName {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let spelled = String::deserialize(deserializer)?;
+        spelled.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -347,6 +356,17 @@ mod tests {
             }
         }
         assert_eq!(StrategyName::ALL.len(), 10, "a variant without a row, or a row without a variant");
+    }
+
+    #[test]
+    fn a_misspelt_strategy_in_configuration_lists_the_valid_ones() {
+        let err = serde_json::from_str::<StrategyName>("\"fastest\"").err().map(|e| e.to_string());
+        let err = err.unwrap_or_default();
+        assert!(err.contains("unknown strategy `fastest`"), "{err}");
+        for name in StrategyName::ALL {
+            assert!(err.contains(name.as_str()), "{name} missing from: {err}");
+        }
+        assert_eq!(serde_json::from_str::<StrategyName>("\"db-atomic\"").ok(), Some(StrategyName::DbAtomic));
     }
 
     #[test]
