@@ -6,7 +6,7 @@ use std::{collections::HashSet, time::Duration};
 
 use strategies::{StrategyName, contract, outcomes, schema};
 
-use nanum_load::Topology;
+use nanum_load::{CrowdReport, Topology};
 
 use crate::cluster::{ATTEMPTS, COPIES, READERS, holds_in, launch, over_allocates_in, row};
 
@@ -40,75 +40,24 @@ async fn round_robin_partitions_without_the_lock_over_allocate() {
     .await;
 }
 
-/// A worker is killed (SIGKILL: no shutdown, mid-transaction) while a burst is in flight,
-/// then restarted. It resumes from the offset stored with its last allocation: exactly
-/// min(N, K) winners, nobody twice, and every accepted request has a final answer.
-///
-/// The sold-out shortcut is off here: with it on, the API answers the losers from memory
-/// once the event is sold out, so most of the burst never reaches the worker and there is
-/// no mid-burst worker to kill. This test is about the worker.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_worker_killed_mid_burst_and_restarted_loses_and_repeats_nothing() {
-    let topology = Topology::Split { api: 1, workers: 1 };
-    let extra = [("APP__KAFKA__REPLY_TIMEOUT_MS", "1000"), ("APP__CONCURRENCY__SOLD_OUT_SHORTCUT", "false")];
-    let Some(mut launched) = launch(StrategyName::KafkaSinglePartition, topology, &extra).await else {
-        return;
-    };
-    let db = contract::connect(&launched.database_url, 2).await.expect("connect for checks");
-
-    let killer = async {
-        // Kill once the worker is visibly part-way through the burst (bounded wait).
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while outcomes::answered(&db).await.expect("count answers") < 50 {
-            assert!(std::time::Instant::now() < deadline, "the worker never started answering");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        let answered_at_kill = outcomes::answered(&db).await.expect("count answers");
-        launched.cluster.kill(1).await.expect("SIGKILL the worker");
-        launched.cluster.restart(1).await.expect("restart the worker");
-        answered_at_kill
-    };
-    let (report, answered_at_kill) = tokio::join!(launched.crowd.race(COPIES, ATTEMPTS), killer);
-    let report = report.expect("race");
-    row(
-        "kafka-single-partition, worker SIGKILLed",
-        topology,
-        &report,
-        &format!("killed after {answered_at_kill} answers"),
-    );
-
-    assert!(report.holds(READERS), "{report:#?}");
-    assert!(answered_at_kill < i64::try_from(report.requests).unwrap(), "the kill must land mid-burst");
-    let answered = outcomes::answered(&db).await.unwrap();
-    assert_eq!(
-        answered,
-        i64::try_from(report.requests).unwrap(),
-        "every accepted request has exactly one answer"
-    );
-    let events: Vec<i64> = {
-        let winners = schema::winners(&db, 1).await.unwrap();
-        winners.iter().map(|w| w.user_id).collect()
-    };
-    assert_eq!(events.len(), 10);
-    assert_eq!(events.iter().collect::<HashSet<_>>().len(), 10);
+/// What a burst through one API and one worker gave when the worker was SIGKILLed (no
+/// shutdown, mid-transaction) once it had stored `kill_after` answers, then restarted.
+struct Crash {
+    report: CrowdReport,
+    answered_at_kill: i64,
+    answered: i64,
+    winners: Vec<i64>,
 }
 
-/// The same crash with the default settings (sold-out shortcut on): the worker is killed
-/// as soon as it has answered anything, while the first wave is still queued in the
-/// partition. Whatever the API answered from memory never reached the worker; whatever
-/// reached the worker is allocated exactly once after the restart.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_worker_killed_at_its_first_answers_with_the_shortcut_on_loses_and_repeats_nothing() {
+async fn kill_the_worker_after(kill_after: i64, extra: &[(&str, &str)], label: &str) -> Option<Crash> {
     let topology = Topology::Split { api: 1, workers: 1 };
-    let extra = [("APP__KAFKA__REPLY_TIMEOUT_MS", "1000")];
-    let Some(mut launched) = launch(StrategyName::KafkaSinglePartition, topology, &extra).await else {
-        return;
-    };
+    let mut launched = launch(StrategyName::KafkaSinglePartition, topology, extra).await?;
     let db = contract::connect(&launched.database_url, 2).await.expect("connect for checks");
 
     let killer = async {
+        // Kill once the worker is visibly answering (bounded wait).
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while outcomes::answered(&db).await.expect("count answers") < 1 {
+        while outcomes::answered(&db).await.expect("count answers") < kill_after {
             assert!(std::time::Instant::now() < deadline, "the worker never started answering");
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
@@ -119,23 +68,57 @@ async fn a_worker_killed_at_its_first_answers_with_the_shortcut_on_loses_and_rep
     };
     let (report, answered_at_kill) = tokio::join!(launched.crowd.race(COPIES, ATTEMPTS), killer);
     let report = report.expect("race");
-    row(
-        "kafka-single-partition, shortcut on, worker SIGKILLed",
-        topology,
-        &report,
-        &format!("killed after {answered_at_kill} answers"),
-    );
+    row(label, topology, &report, &format!("killed after {answered_at_kill} answers"));
+    let answered = outcomes::answered(&db).await.unwrap();
+    let winners = schema::winners(&db, 1).await.unwrap().iter().map(|w| w.user_id).collect();
+    Some(Crash { report, answered_at_kill, answered, winners })
+}
 
+/// A worker is killed (SIGKILL: no shutdown, mid-transaction) while a burst is in flight,
+/// then restarted. It resumes from the offset stored with its last allocation: exactly
+/// min(N, K) winners, nobody twice, and every accepted request has a final answer.
+///
+/// The sold-out shortcut is off here: with it on, the API answers the losers from memory
+/// once the event is sold out, so most of the burst never reaches the worker and there is
+/// no mid-burst worker to kill. This test is about the worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_worker_killed_mid_burst_and_restarted_loses_and_repeats_nothing() {
+    let extra = [("APP__KAFKA__REPLY_TIMEOUT_MS", "1000"), ("APP__CONCURRENCY__SOLD_OUT_SHORTCUT", "false")];
+    let Some(crash) = kill_the_worker_after(50, &extra, "kafka-single-partition, worker SIGKILLed").await
+    else {
+        return;
+    };
+    let Crash { report, answered_at_kill, answered, winners } = crash;
+    assert!(report.holds(READERS), "{report:#?}");
+    assert!(answered_at_kill < i64::try_from(report.requests).unwrap(), "the kill must land mid-burst");
+    assert_eq!(
+        answered,
+        i64::try_from(report.requests).unwrap(),
+        "every accepted request has exactly one answer"
+    );
+    assert_eq!(winners.len(), 10);
+    assert_eq!(winners.iter().collect::<HashSet<_>>().len(), 10);
+}
+
+/// The same crash with the default settings (sold-out shortcut on): the worker is killed
+/// as soon as it has answered anything, while the first wave is still queued in the
+/// partition. Whatever the API answered from memory never reached the worker; whatever
+/// reached the worker is allocated exactly once after the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_worker_killed_at_its_first_answers_with_the_shortcut_on_loses_and_repeats_nothing() {
+    let extra = [("APP__KAFKA__REPLY_TIMEOUT_MS", "1000")];
+    let label = "kafka-single-partition, shortcut on, worker SIGKILLed";
+    let Some(Crash { report, answered, winners, .. }) = kill_the_worker_after(1, &extra, label).await else {
+        return;
+    };
     // exactly min(N, K) winners, nobody twice, stock consistent, every 202 settled
     assert!(report.holds(READERS), "{report:#?}");
     // every request the worker stored an answer for was one request, answered once
-    let answered = outcomes::answered(&db).await.unwrap();
     assert!(
         answered <= i64::try_from(report.requests).unwrap(),
         "{answered} answers for {} requests",
         report.requests
     );
-    let winners = schema::winners(&db, 1).await.unwrap();
     assert_eq!(winners.len(), 10);
-    assert_eq!(winners.iter().map(|w| w.user_id).collect::<HashSet<_>>().len(), 10);
+    assert_eq!(winners.iter().collect::<HashSet<_>>().len(), 10);
 }
