@@ -8,8 +8,9 @@ use async_trait::async_trait;
 use sea_orm::DatabaseConnection;
 
 use crate::{
-    ApplyOutcome, ApplyRequest, ConcurrencyStrategy, StrategyError, StrategyName,
+    ApplyOutcome, ApplyRequest, BuildError, ConcurrencyStrategy, StrategyError, StrategyName,
     event_locks::EventLocks,
+    registry::Parts,
     section::{self, Gate},
     sold_out::SoldOutBook,
 };
@@ -24,10 +25,9 @@ pub(crate) struct AppMutex {
     sold_out: Option<Arc<SoldOutBook>>,
 }
 
-impl AppMutex {
-    pub(crate) fn new(db: DatabaseConnection, sold_out: Option<Arc<SoldOutBook>>) -> Self {
-        Self { db, locks: EventLocks::default(), sold_out }
-    }
+/// The registry's constructor.
+pub(crate) async fn build(parts: &Parts<'_>) -> Result<Arc<dyn ConcurrencyStrategy>, BuildError> {
+    Ok(Arc::new(AppMutex { db: parts.db.clone(), locks: EventLocks::default(), sold_out: parts.book.clone() }))
 }
 
 #[async_trait]

@@ -12,100 +12,38 @@ use sea_orm::DatabaseConnection;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    ConcurrencyStrategy,
-    app_mutex::AppMutex,
-    kafka::{KafkaConfig, KafkaStrategy, Placement},
-    optimistic::Optimistic,
-    redis_atomic::RedisAtomic,
-    redis_lock::{RedisLock, RedisLockConfig},
-    section::{Gate, Gated},
-    sold_out::{Shortcut, SoldOutBook},
+    ConcurrencyStrategy, REGISTRY,
+    kafka::{KafkaConfig, Placement},
+    redis_lock::RedisLockConfig,
+    registry::{Entry, Parts},
+    sold_out::Shortcut,
 };
-
-/// Every strategy, as written in configuration (the spelling lives in the registry below).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-#[non_exhaustive]
-pub enum StrategyName {
-    /// Plain read-modify-write: demonstrates the race (spelled `none`).
-    #[serde(rename = "none")]
-    NoControl,
-    /// Per-event in-process mutex (one process only).
-    AppMutex,
-    /// `SELECT … FOR UPDATE` on the stock row.
-    PessimisticLock,
-    /// Version column with bounded, jittered retry.
-    OptimisticLock,
-    /// Redis `SET NX PX` lock with fencing.
-    RedisLock,
-    /// One Kafka partition, one consumer.
-    KafkaSinglePartition,
-    /// Kafka partitions (round-robin) plus the Redis lock in the consumer.
-    KafkaRedisLock,
-    /// Kafka partitions keyed by event id, no lock.
-    KafkaKeyed,
-    /// One conditional `UPDATE … WHERE remaining > 0`.
-    DbAtomic,
-    /// One Redis Lua script gates; the database records the winners.
-    RedisAtomic,
-}
-
-/// What a strategy needs beyond the database.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Needs {
-    /// `redis.url` must be set.
-    pub redis: bool,
-    /// `kafka.brokers` must be set.
-    pub kafka: bool,
-}
-
-/// The registry: every strategy with its configuration spelling and its backends, in the
-/// order of the comparison tables. Every other place (start-up checks, the contract suite,
-/// the race tests, the bench, `nanum compare`) reads this table instead of repeating it.
-const REGISTRY: [(StrategyName, &str, Needs); 10] = {
-    const DB: Needs = Needs { redis: false, kafka: false };
-    const REDIS: Needs = Needs { redis: true, kafka: false };
-    const KAFKA: Needs = Needs { redis: false, kafka: true };
-    const BOTH: Needs = Needs { redis: true, kafka: true };
-    [
-        (StrategyName::NoControl, "none", DB),
-        (StrategyName::AppMutex, "app-mutex", DB),
-        (StrategyName::PessimisticLock, "pessimistic-lock", DB),
-        (StrategyName::OptimisticLock, "optimistic-lock", DB),
-        (StrategyName::RedisLock, "redis-lock", REDIS),
-        (StrategyName::KafkaSinglePartition, "kafka-single-partition", KAFKA),
-        (StrategyName::KafkaRedisLock, "kafka-redis-lock", BOTH),
-        (StrategyName::KafkaKeyed, "kafka-keyed", KAFKA),
-        (StrategyName::DbAtomic, "db-atomic", DB),
-        (StrategyName::RedisAtomic, "redis-atomic", REDIS),
-    ]
+pub use crate::{
+    StrategyName,
+    registry::{Needs, Scope},
 };
 
 impl StrategyName {
-    /// All names, in registry order.
-    pub const ALL: [StrategyName; REGISTRY.len()] = {
-        let mut all = [StrategyName::NoControl; REGISTRY.len()];
-        let mut i = 0;
-        while i < REGISTRY.len() {
-            all[i] = REGISTRY[i].0;
-            i += 1;
-        }
-        all
-    };
-
-    fn entry(self) -> &'static (StrategyName, &'static str, Needs) {
-        // Every variant has a row: `registry_names_every_variant` checks it.
-        REGISTRY.iter().find(|(n, _, _)| *n == self).unwrap_or(&REGISTRY[0])
+    fn entry(self) -> &'static Entry {
+        // The table is generated from the same rows as the enum, in the same order.
+        let entry = &REGISTRY[self as usize];
+        debug_assert_eq!(entry.name, self);
+        entry
     }
 
     /// The configuration spelling, e.g. `pessimistic-lock`.
     pub fn as_str(self) -> &'static str {
-        self.entry().1
+        self.entry().spelling
     }
 
     /// The backends it needs beyond the database (`kafka-redis-lock` counts its lock).
     pub fn needs(self) -> Needs {
-        self.entry().2
+        self.entry().needs
+    }
+
+    /// How far its guarantee reaches (one process, any number of instances, or nowhere).
+    pub fn scope(self) -> Scope {
+        self.entry().scope
     }
 
     /// The strategies that can run with the given backends, in registry order.
@@ -128,6 +66,12 @@ impl FromStr for StrategyName {
             let names: Vec<_> = StrategyName::ALL.iter().map(|n| n.as_str()).collect();
             format!("unknown strategy `{s}`; expected one of: {}", names.join(", "))
         })
+    }
+}
+
+impl Serialize for StrategyName {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 
@@ -267,54 +211,9 @@ pub async fn build_strategy(
     config: &ConcurrencyConfig,
     backends: impl Into<Backends>,
 ) -> Result<Arc<dyn ConcurrencyStrategy>, BuildError> {
-    let Backends { db, redis, redis_prefix, kafka, placement } = backends.into();
-    let need_redis = |strategy| {
-        redis.clone().ok_or(BuildError::MissingBackend {
-            strategy,
-            backend: "Redis",
-            setting: "redis.url (APP__REDIS__URL), e.g. redis://127.0.0.1:6379",
-        })
-    };
-    let book = config.sold_out_shortcut.then(|| Arc::new(SoldOutBook::new(db.clone())));
-    let strategy: Arc<dyn ConcurrencyStrategy> = match config.strategy {
-        // `none` shows the race: no shortcut inside its section either
-        name @ StrategyName::NoControl => Arc::new(Gated::new(name, Gate::ReadModifyWrite, db, None)),
-        StrategyName::AppMutex => Arc::new(AppMutex::new(db, book.clone())),
-        name @ StrategyName::PessimisticLock => Arc::new(Gated::new(name, Gate::ForUpdate, db, book.clone())),
-        StrategyName::OptimisticLock => {
-            Arc::new(Optimistic::new(db, config.optimistic.clone(), book.clone()))
-        }
-        name @ StrategyName::DbAtomic => Arc::new(Gated::new(name, Gate::Atomic, db, book.clone())),
-        StrategyName::RedisLock => Arc::new(
-            RedisLock::new(db, need_redis(StrategyName::RedisLock)?, redis_prefix, config.redis_lock.clone())
-                .with_sold_out(book.clone()),
-        ),
-        StrategyName::RedisAtomic => {
-            Arc::new(RedisAtomic::new(db, need_redis(StrategyName::RedisAtomic)?, redis_prefix))
-        }
-        name @ (StrategyName::KafkaSinglePartition
-        | StrategyName::KafkaRedisLock
-        | StrategyName::KafkaKeyed) => {
-            if kafka.brokers.trim().is_empty() {
-                return Err(BuildError::MissingBackend {
-                    strategy: name,
-                    backend: "Kafka",
-                    setting: "kafka.brokers (APP__KAFKA__BROKERS), e.g. 127.0.0.1:9092",
-                });
-            }
-            let lock = if name == StrategyName::KafkaRedisLock && config.kafka_lock {
-                let redis = need_redis(name)?;
-                Some(Arc::new(RedisLock::new(db.clone(), redis, redis_prefix, config.redis_lock.clone())))
-            } else {
-                None
-            };
-            let strategy = KafkaStrategy::connect(name, db, kafka, placement, lock)
-                .await
-                .map_err(|reason| BuildError::Backend { strategy: name, reason })?;
-            Arc::new(strategy)
-        }
-    };
-    Ok(match book {
+    let parts = Parts::new(config, backends.into());
+    let strategy = config.strategy.construct(&parts).await?;
+    Ok(match parts.book {
         Some(book) => Arc::new(Shortcut::new(strategy, book)),
         None => strategy,
     })
@@ -326,36 +225,22 @@ mod tests {
 
     #[test]
     fn registry_names_every_variant_once() {
-        for (i, (name, spelling, _)) in REGISTRY.iter().enumerate() {
-            assert_eq!(name.as_str(), *spelling, "row {i}");
-            assert_eq!(spelling.parse::<StrategyName>().ok(), Some(*name));
-            assert_eq!(REGISTRY.iter().filter(|(n, _, _)| n == name).count(), 1, "{spelling} twice");
+        for (i, entry) in REGISTRY.iter().enumerate() {
+            assert_eq!(entry.name.as_str(), entry.spelling, "row {i}");
+            assert_eq!(StrategyName::ALL[i], entry.name, "row {i} out of order");
+            assert_eq!(entry.spelling.parse::<StrategyName>().ok(), Some(entry.name));
+            assert_eq!(
+                REGISTRY.iter().filter(|e| e.spelling == entry.spelling).count(),
+                1,
+                "{} twice",
+                entry.spelling
+            );
         }
         // serde's spelling (kebab-case of the variant) agrees with the registry's
         for name in StrategyName::ALL {
             let json = serde_json::to_string(&name).unwrap_or_default();
             assert_eq!(json, format!("\"{name}\""));
         }
-    }
-
-    /// A new variant fails to compile here until it is added (and given a registry row).
-    #[test]
-    fn every_variant_has_a_registry_row() {
-        for name in StrategyName::ALL {
-            match name {
-                StrategyName::NoControl
-                | StrategyName::AppMutex
-                | StrategyName::PessimisticLock
-                | StrategyName::OptimisticLock
-                | StrategyName::RedisLock
-                | StrategyName::KafkaSinglePartition
-                | StrategyName::KafkaRedisLock
-                | StrategyName::KafkaKeyed
-                | StrategyName::DbAtomic
-                | StrategyName::RedisAtomic => {}
-            }
-        }
-        assert_eq!(StrategyName::ALL.len(), 10, "a variant without a row, or a row without a variant");
     }
 
     #[test]

@@ -10,13 +10,16 @@
 //! building only ever happens when the keys are absent, so instances never overwrite a
 //! live counter.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use deadpool_redis::{Pool, redis::Script};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 
 use crate::{
-    ApplyOutcome, ApplyRequest, ConcurrencyStrategy, StrategyError, StrategyName,
+    ApplyOutcome, ApplyRequest, BuildError, ConcurrencyStrategy, StrategyError, StrategyName,
     redis_pool::unavailable,
+    registry::Parts,
     schema,
     section::{self, Gate},
 };
@@ -52,11 +55,12 @@ pub(crate) struct RedisAtomic {
     prefix: String,
 }
 
-impl RedisAtomic {
-    pub(crate) fn new(db: DatabaseConnection, redis: Pool, prefix: String) -> Self {
-        Self { db, redis, prefix }
-    }
+/// The registry's constructor.
+pub(crate) async fn build(parts: &Parts<'_>) -> Result<Arc<dyn ConcurrencyStrategy>, BuildError> {
+    Ok(Arc::new(RedisAtomic { db: parts.db.clone(), redis: parts.redis()?, prefix: parts.redis_prefix.clone() }))
+}
 
+impl RedisAtomic {
     fn keys(&self, event_id: i64) -> [String; 2] {
         [format!("{}:ra:{event_id}:stock", self.prefix), format!("{}:ra:{event_id}:users", self.prefix)]
     }

@@ -25,10 +25,11 @@ use sea_orm::DatabaseConnection;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    ApplyOutcome, ApplyRequest, ConcurrencyStrategy, StrategyError, StrategyName,
+    ApplyOutcome, ApplyRequest, BuildError, ConcurrencyStrategy, StrategyError, StrategyName,
     backoff::Backoff,
     event_locks::EventLocks,
     redis_pool::unavailable,
+    registry::Parts,
     section::{self, Attempt, Gate},
     sold_out::SoldOutBook,
 };
@@ -94,6 +95,17 @@ pub struct RedisLock {
     local: EventLocks,
     /// The sold-out shortcut, asked again at the head of the queue.
     sold_out: Option<Arc<SoldOutBook>>,
+}
+
+/// The registry's constructor (the lock asks the sold-out book at the head of its queue).
+pub(crate) async fn build(parts: &Parts<'_>) -> Result<Arc<dyn ConcurrencyStrategy>, BuildError> {
+    let lock = RedisLock::new(
+        parts.db.clone(),
+        parts.redis()?,
+        parts.redis_prefix.clone(),
+        parts.config.redis_lock.clone(),
+    );
+    Ok(Arc::new(lock.with_sold_out(parts.book.clone())))
 }
 
 impl RedisLock {

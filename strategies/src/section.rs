@@ -8,11 +8,14 @@ use sea_orm::{
     TransactionOptions, TransactionTrait,
 };
 
+use std::sync::Arc;
+
 use crate::{
-    ApplyOutcome, ApplyRequest, StrategyError,
+    ApplyOutcome, ApplyRequest, BuildError, ConcurrencyStrategy, StrategyError,
     backoff::Backoff,
     dberr::{is_transient, is_unique_violation},
     outcomes::placeholders,
+    registry::Parts,
     schema::stmt,
     sold_out::SoldOutBook,
 };
@@ -422,6 +425,21 @@ impl Gated {
     ) -> Self {
         Self { name, gate, db, book }
     }
+}
+
+/// The registry's constructor for `none` (no shortcut inside: it shows the race).
+pub(crate) async fn build_no_control(parts: &Parts<'_>) -> Result<Arc<dyn ConcurrencyStrategy>, BuildError> {
+    Ok(Arc::new(Gated::new(parts.name, Gate::ReadModifyWrite, parts.db.clone(), None)))
+}
+
+/// The registry's constructor for `pessimistic-lock`.
+pub(crate) async fn build_pessimistic(parts: &Parts<'_>) -> Result<Arc<dyn ConcurrencyStrategy>, BuildError> {
+    Ok(Arc::new(Gated::new(parts.name, Gate::ForUpdate, parts.db.clone(), parts.book.clone())))
+}
+
+/// The registry's constructor for `db-atomic`.
+pub(crate) async fn build_db_atomic(parts: &Parts<'_>) -> Result<Arc<dyn ConcurrencyStrategy>, BuildError> {
+    Ok(Arc::new(Gated::new(parts.name, Gate::Atomic, parts.db.clone(), parts.book.clone())))
 }
 
 #[async_trait::async_trait]

@@ -1,7 +1,10 @@
-//! Several instances: 3 real `nanum serve` processes on one MariaDB database (and one
-//! Redis), 300 readers each applying twice, spread round-robin across them, 10 copies.
-//! The safe strategies must hold; `app-mutex` and `none` must be caught over-allocating
-//! (within a bounded number of races), so the harness is shown to catch the bug.
+//! The race over HTTP for every registered strategy: real `nanum serve` processes on one
+//! MariaDB database (and one Redis, and a fresh Kafka topic when the strategy needs them),
+//! 300 readers each applying twice, spread round-robin across the instances, 10 copies —
+//! on one instance, and across three (the Kafka strategies: 2 API-only + 2 worker-only).
+//! A strategy must hold wherever its registry row says its guarantee reaches, and be caught
+//! over-allocating (within a bounded number of races) where it does not, so the harness is
+//! shown to catch the bug.
 
 use std::path::Path;
 
@@ -95,45 +98,42 @@ pub async fn over_allocates_in(
     panic!("{label} never over-allocated in {topology:?} in {TRIES} races");
 }
 
-async fn holds_across_instances(strategy: StrategyName) {
-    holds_in(strategy, Topology::Uniform(INSTANCES), &[]).await;
+/// The topology a strategy is raced in "across instances": the Kafka strategies in the
+/// team's (2 API-only + 2 worker-only processes), the others on three identical instances.
+fn across(strategy: StrategyName) -> Topology {
+    if strategy.needs().kafka { Topology::TEAM } else { Topology::Uniform(INSTANCES) }
 }
 
-async fn caught_over_allocating(strategy: StrategyName) {
-    over_allocates_in(strategy, Topology::Uniform(INSTANCES), &[], strategy.as_str()).await;
+/// What the registry promises in `topology`: the race holds, or (a strategy whose guarantee
+/// does not reach that far) the harness catches it over-allocating.
+async fn keeps_its_promise(strategy: StrategyName, topology: Topology) {
+    if strategy.scope().holds_with(topology.count()) {
+        holds_in(strategy, topology, &[]).await;
+    } else {
+        over_allocates_in(strategy, topology, &[], strategy.as_str()).await;
+    }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn pessimistic_lock_holds_across_three_instances() {
-    holds_across_instances(StrategyName::PessimisticLock).await;
+/// One module per registered strategy, generated from the registry: the race on one
+/// instance and across instances.
+macro_rules! race_every_strategy {
+    ($($module:ident => $name:expr),* $(,)?) => {
+        $(
+            mod $module {
+                use super::*;
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn keeps_its_promise_on_one_instance() {
+                    keeps_its_promise($name, Topology::Uniform(1)).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn keeps_its_promise_across_instances() {
+                    keeps_its_promise($name, across($name)).await;
+                }
+            }
+        )*
+    };
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn optimistic_lock_holds_across_three_instances() {
-    holds_across_instances(StrategyName::OptimisticLock).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn db_atomic_holds_across_three_instances() {
-    holds_across_instances(StrategyName::DbAtomic).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn redis_lock_holds_across_three_instances() {
-    holds_across_instances(StrategyName::RedisLock).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn redis_atomic_holds_across_three_instances() {
-    holds_across_instances(StrategyName::RedisAtomic).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn app_mutex_over_allocates_across_three_instances() {
-    caught_over_allocating(StrategyName::AppMutex).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn no_control_over_allocates_across_three_instances() {
-    caught_over_allocating(StrategyName::NoControl).await;
-}
+strategies::for_each_strategy!(race_every_strategy);

@@ -1,6 +1,6 @@
-//! The Kafka strategies over real processes: the team's topology (2 API-only + 2
-//! worker-only instances), the round-robin race without the lock, and a worker killed with
-//! SIGKILL in the middle of a burst.
+//! The Kafka strategies over real processes, beyond the race every strategy runs in
+//! `cluster`: the round-robin race without the lock, and a worker killed with SIGKILL in the
+//! middle of a burst.
 
 use std::{collections::HashSet, time::Duration};
 
@@ -8,24 +8,9 @@ use strategies::{StrategyName, contract, outcomes, schema};
 
 use nanum_load::{CrowdReport, Topology};
 
-use crate::cluster::{ATTEMPTS, COPIES, READERS, holds_in, launch, over_allocates_in, row};
+use crate::cluster::{ATTEMPTS, COPIES, READERS, launch, over_allocates_in, row};
 
 const TEAM: Topology = Topology::TEAM;
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn kafka_single_partition_holds_with_two_api_and_two_worker_instances() {
-    holds_in(StrategyName::KafkaSinglePartition, TEAM, &[]).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn kafka_redis_lock_holds_with_two_api_and_two_worker_instances() {
-    holds_in(StrategyName::KafkaRedisLock, TEAM, &[]).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn kafka_keyed_holds_with_two_api_and_two_worker_instances_and_no_lock() {
-    holds_in(StrategyName::KafkaKeyed, TEAM, &[]).await;
-}
 
 /// The race the team hit: several partitions, records spread round-robin, no lock in the
 /// consumers — two workers allocate the same event at once.

@@ -12,7 +12,6 @@ mod kafka;
 mod loadtest;
 mod outage;
 mod proxy;
-mod race;
 mod search;
 mod search_crash;
 mod startup;

@@ -231,14 +231,10 @@ impl CompareArgs {
     }
 }
 
-/// Whether a strategy must keep the contract in this topology: `none` never does, and
-/// `app-mutex` only inside one process.
+/// Whether a strategy must keep the contract in this topology (the registry's scope: `none`
+/// never does, `app-mutex` only inside one process).
 pub fn expected_safe(strategy: StrategyName, topology: Topology) -> bool {
-    match strategy {
-        StrategyName::NoControl => false,
-        StrategyName::AppMutex => topology.count() == 1,
-        _ => true,
-    }
+    strategy.scope().holds_with(topology.count())
 }
 
 /// Runs the comparison and writes its report.

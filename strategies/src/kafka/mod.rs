@@ -33,7 +33,7 @@ mod worker;
 
 use serde::{Deserialize, Serialize};
 
-pub(crate) use strategy::KafkaStrategy;
+pub(crate) use strategy::build;
 
 /// The `[kafka]` section.
 #[derive(Debug, Clone, Serialize, Deserialize)]

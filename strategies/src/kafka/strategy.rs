@@ -25,8 +25,26 @@ use super::{
     worker::Worker,
 };
 use crate::{
-    ApplyOutcome, ApplyRequest, ConcurrencyStrategy, StrategyError, StrategyName, redis_lock::RedisLock,
+    ApplyOutcome, ApplyRequest, BuildError, ConcurrencyStrategy, StrategyError, StrategyName,
+    redis_lock::RedisLock, registry::Parts,
 };
+
+/// The registry's constructor for the three Kafka strategies. `kafka-redis-lock` takes the
+/// Redis lock in its consumers unless `concurrency.kafka_lock` is off (the team's bug).
+pub(crate) async fn build(parts: &Parts<'_>) -> Result<Arc<dyn ConcurrencyStrategy>, BuildError> {
+    let name = parts.name;
+    let kafka = parts.kafka()?;
+    let lock = if name == StrategyName::KafkaRedisLock && parts.config.kafka_lock {
+        let config = parts.config.redis_lock.clone();
+        Some(Arc::new(RedisLock::new(parts.db.clone(), parts.redis()?, parts.redis_prefix.clone(), config)))
+    } else {
+        None
+    };
+    let strategy = KafkaStrategy::connect(name, parts.db.clone(), kafka, parts.placement, lock)
+        .await
+        .map_err(|reason| BuildError::Backend { strategy: name, reason })?;
+    Ok(Arc::new(strategy))
+}
 
 /// Produces applications and waits for their answers; starts the consumers this instance
 /// owns in [`ConcurrencyStrategy::prepare`].

@@ -9,7 +9,9 @@ use async_trait::async_trait;
 use sea_orm::DatabaseConnection;
 
 use crate::{
-    ApplyOutcome, ApplyRequest, ConcurrencyStrategy, OptimisticConfig, StrategyError, StrategyName,
+    ApplyOutcome, ApplyRequest, BuildError, ConcurrencyStrategy, OptimisticConfig, StrategyError,
+    StrategyName,
+    registry::Parts,
     section::{self, Attempt, Gate},
     sold_out::SoldOutBook,
 };
@@ -23,14 +25,13 @@ pub(crate) struct Optimistic {
     sold_out: Option<Arc<SoldOutBook>>,
 }
 
-impl Optimistic {
-    pub(crate) fn new(
-        db: DatabaseConnection,
-        config: OptimisticConfig,
-        sold_out: Option<Arc<SoldOutBook>>,
-    ) -> Self {
-        Self { db, config, sold_out }
-    }
+/// The registry's constructor.
+pub(crate) async fn build(parts: &Parts<'_>) -> Result<Arc<dyn ConcurrencyStrategy>, BuildError> {
+    Ok(Arc::new(Optimistic {
+        db: parts.db.clone(),
+        config: parts.config.optimistic.clone(),
+        sold_out: parts.book.clone(),
+    }))
 }
 
 #[async_trait]
