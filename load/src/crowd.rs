@@ -11,6 +11,8 @@ use anyhow::bail;
 use futures::future::join_all;
 use serde_json::Value;
 
+use strategies::contract::Check;
+
 use crate::api;
 
 /// What a crowd race produced, read back through the API.
@@ -30,24 +32,50 @@ pub struct CrowdReport {
     pub remaining: i64,
     /// Requests answered 202 `pending` (all settled before the report is returned).
     pub pending: usize,
+    /// Readers told they won: 201s plus 202s that settled `won`.
+    pub won_answers: usize,
+    /// Readers told they lost: 409s plus 202s that settled `sold_out` / `already_applied`.
+    pub lost_answers: usize,
     /// Wall time of the burst.
     pub elapsed: Duration,
 }
 
 impl CrowdReport {
-    /// Exactly min(readers, copies) winners, nobody twice, stock consistent, only 201/202/409.
+    /// The race's books for the one contract check, `readers` distinct readers having
+    /// applied.
+    pub fn check(&self, readers: usize) -> Check {
+        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        let statuses = |f: &dyn Fn(u16) -> bool| {
+            count(self.statuses.iter().filter(|(s, _)| f(**s)).map(|(_, n)| *n).sum())
+        };
+        Check {
+            copies: self.copies,
+            readers: count(readers),
+            requests: count(self.requests),
+            winners: count(self.winners),
+            distinct_winners: count(self.distinct_winners),
+            remaining: self.remaining,
+            won_answers: count(self.won_answers),
+            lost_answers: count(self.lost_answers),
+            pending: count(self.pending),
+            // the race waits every 202 out and fails if one stays pending
+            unsettled: 0,
+            server_errors: statuses(&|s| s >= 500),
+            // 0 = no answer at all (refused, reset)
+            unexpected: statuses(&|s| !matches!(s, 201 | 202 | 409) && s < 500),
+        }
+    }
+
+    /// Whether the contract held ([`Check::violations`] is empty): exactly min(readers,
+    /// copies) winners, nobody twice, every win told and stored, stock consistent, only
+    /// 201/202/409 answers.
     pub fn holds(&self, readers: usize) -> bool {
-        let expected = readers.min(usize::try_from(self.copies).unwrap_or(0));
-        let only_expected = self.statuses.keys().all(|s| matches!(s, 201 | 202 | 409));
-        self.winners == expected
-            && self.distinct_winners == expected
-            && self.remaining == self.copies - i64::try_from(expected).unwrap_or(0)
-            && only_expected
+        self.check(readers).violations().is_empty()
     }
 
     /// More winners than copies.
     pub fn over_allocated(&self) -> bool {
-        i64::try_from(self.winners).unwrap_or(i64::MAX) > self.copies
+        self.check(0).over_allocated() > 0
     }
 }
 
@@ -114,7 +142,11 @@ impl Crowd {
             }
         }
         report.pending = pending.len();
-        self.wait_settled(&pending).await?;
+        let settled = self.wait_settled(&pending).await?;
+        let settled_as = |names: &[&str]| settled.values().filter(|s| names.contains(&s.as_str())).count();
+        report.won_answers = report.statuses.get(&201).copied().unwrap_or(0) + settled_as(&["won"]);
+        report.lost_answers =
+            report.statuses.get(&409).copied().unwrap_or(0) + settled_as(&["sold_out", "already_applied"]);
         let outcome = api::outcome(&self.client, base, &self.admin, event_id).await?;
         report.winners = outcome.winners.len();
         report.distinct_winners = outcome.winners.iter().collect::<HashSet<_>>().len();
@@ -127,13 +159,13 @@ impl Crowd {
     /// # Errors
     ///
     /// A request still pending after the bound — an accepted application was lost.
-    pub async fn wait_settled(&self, request_ids: &[String]) -> anyhow::Result<()> {
+    pub async fn wait_settled(&self, request_ids: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
         let settled =
             api::settle(&self.client, &self.addresses[0], &self.admin, request_ids, Duration::from_secs(60))
                 .await?;
         if let Some((id, _)) = settled.iter().find(|(_, status)| *status == "pending") {
             bail!("request {id} is still pending after 60 s");
         }
-        Ok(())
+        Ok(settled)
     }
 }

@@ -3,13 +3,8 @@
 //! readers created in bulk with minted tokens — and, after each race, the check of what
 //! the database holds against what the readers were told.
 
-use std::{
-    collections::{BTreeMap, HashSet},
-    path::PathBuf,
-    time::Duration,
-};
+use std::{collections::HashSet, path::PathBuf, time::Duration};
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use strategies::StrategyName;
 
@@ -160,8 +155,13 @@ impl Deployment {
         let outcome = api::outcome(&self.client, &self.api[0], &self.admin, event_id).await?;
         let count =
             |f: &dyn Fn(u16) -> bool| stats.statuses.iter().filter(|(s, _)| f(**s)).map(|(_, n)| *n).sum();
+        let lost = settled.values().filter(|s| matches!(s.as_str(), "sold_out" | "already_applied")).count();
         Ok(Check {
             copies,
+            // a load run may send a reader more than once: "too few winners" is not judged here
+            readers: 0,
+            requests: stats.requests,
+            lost_answers: stats.statuses.get(&409).copied().unwrap_or(0) + lost as u64,
             winners: outcome.winners.len() as u64,
             distinct_winners: outcome.winners.iter().collect::<HashSet<_>>().len() as u64,
             remaining: outcome.remaining,
@@ -183,93 +183,5 @@ impl Deployment {
     }
 }
 
-/// A race's books balanced: what readers were told against what the database holds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Check {
-    /// Copies offered.
-    pub copies: i64,
-    /// Application rows.
-    pub winners: u64,
-    /// Distinct readers among them.
-    pub distinct_winners: u64,
-    /// `remaining` afterwards.
-    pub remaining: i64,
-    /// 201 answers plus 202s that settled `won`.
-    pub won_answers: u64,
-    /// 202 `pending` answers.
-    pub pending: u64,
-    /// 202s still pending when the settle bound ran out.
-    pub unsettled: u64,
-    /// 5xx answers.
-    pub server_errors: u64,
-    /// Other answers outside the contract (4xx but 409, no answer at all).
-    pub unexpected: u64,
-}
-
-impl Check {
-    /// Winners beyond the copies.
-    pub fn over_allocated(&self) -> u64 {
-        self.winners.saturating_sub(u64::try_from(self.copies).unwrap_or(0))
-    }
-
-    /// Rows beyond one per reader.
-    pub fn duplicates(&self) -> u64 {
-        self.winners - self.distinct_winners.min(self.winners)
-    }
-
-    /// Whether the contract itself broke: a copy too many, a reader twice, a win told that
-    /// is not stored (or stored but not told), stock that does not add up, an accepted
-    /// request never decided. A 5xx or a refused request is counted among the violations
-    /// but is not this: nothing was written for it, and the reader was told so.
-    pub fn breaks_contract(&self) -> bool {
-        self.violations().keys().any(|k| !matches!(*k, "5xx" | "other errors"))
-    }
-
-    /// Every broken invariant with its count; empty when the race held.
-    pub fn violations(&self) -> BTreeMap<&'static str, u64> {
-        let stock_off = self.remaining != self.copies - i64::try_from(self.winners).unwrap_or(i64::MAX);
-        let answers_off = self.won_answers.abs_diff(self.winners);
-        [
-            ("over-allocated", self.over_allocated()),
-            ("duplicate winners", self.duplicates()),
-            ("5xx", self.server_errors),
-            ("unsettled 202", self.unsettled),
-            ("wins told ≠ rows", answers_off),
-            ("stock ≠ copies − winners", u64::from(stock_off)),
-            ("other errors", self.unexpected),
-        ]
-        .into_iter()
-        .filter(|(_, n)| *n > 0)
-        .collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_clean_race_has_no_violations_and_each_fault_is_named() {
-        let clean = Check {
-            copies: 10,
-            winners: 10,
-            distinct_winners: 10,
-            remaining: 0,
-            won_answers: 10,
-            ..Check::default()
-        };
-        assert!(clean.violations().is_empty());
-        let over = Check { winners: 58, distinct_winners: 58, won_answers: 58, ..clean };
-        assert_eq!(over.violations().get("over-allocated"), Some(&48));
-        // remaining stayed 0 while 58 rows were written: the stock no longer adds up
-        assert!(over.violations().contains_key("stock ≠ copies − winners"));
-        let dup = Check { distinct_winners: 9, ..clean };
-        assert_eq!(dup.violations().get("duplicate winners"), Some(&1));
-        let lost = Check { won_answers: 9, unsettled: 1, server_errors: 2, ..clean };
-        assert_eq!(lost.violations().len(), 3);
-        assert!(lost.breaks_contract() && over.breaks_contract() && dup.breaks_contract());
-        let refused = Check { server_errors: 1, unexpected: 2, ..clean };
-        assert_eq!(refused.violations().len(), 2);
-        assert!(!refused.breaks_contract(), "a 503 with nothing written keeps the contract");
-    }
-}
+/// A race's books balanced: the one contract check, shared with the strategy-level race.
+pub use strategies::contract::Check;

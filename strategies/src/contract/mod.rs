@@ -1,14 +1,18 @@
 //! The contract every strategy must keep, as reusable code (after quickwit's
 //! `storage_test_suite`): [`race`] runs N concurrent applicants against K copies and
-//! [`RaceReport::violations`] lists every broken invariant. `tests/contract.rs` calls it for
-//! each strategy; the app's black-box tests and the criterion bench reuse the same harness.
+//! [`RaceReport::violations`] lists every broken invariant through [`Check`], the one
+//! contract check that the HTTP races (`nanum_load`: the multi-instance tests,
+//! `nanum loadtest`, `nanum compare`) use too. `tests/contract.rs` calls it for each
+//! strategy; the criterion bench reuses the same harness.
 //!
 //! It also owns [`fresh_mariadb`], the per-test database: a new MariaDB database with the
 //! race tables, or a printed skip when MariaDB is absent — except under `CI=true`, where an
 //! absent service fails the test instead, so a broken `scripts/services-up` cannot pass.
 
+mod check;
+
 use std::{
-    collections::HashSet,
+    collections::{BTreeMap, HashSet},
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -16,6 +20,8 @@ use std::{
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
 use sea_orm_migration::{MigrationTrait, SchemaManager};
 use tokio::sync::Barrier;
+
+pub use check::Check;
 
 use crate::{ApplyOutcome, ApplyRequest, ConcurrencyStrategy, schema};
 
@@ -203,31 +209,30 @@ impl RaceReport {
         self.rows > usize::try_from(self.quantity).unwrap_or(0)
     }
 
-    /// Every broken invariant, in words; empty when the contract held.
-    pub fn violations(&self) -> Vec<String> {
-        let mut v = Vec::new();
-        let expected = self.expected_winners();
-        if self.rows != expected {
-            v.push(format!("{} application rows, expected min(N, K) = {expected}", self.rows));
+    /// The race's books, for the one contract check.
+    pub fn check(&self) -> Check {
+        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        let answered = self.won + self.sold_out + self.already_applied + self.errors.len();
+        Check {
+            copies: i64::from(self.quantity),
+            readers: count(self.applicants),
+            requests: count(self.applicants * self.attempts_each),
+            winners: count(self.rows),
+            distinct_winners: count(self.distinct_winners),
+            remaining: i64::from(self.remaining),
+            won_answers: count(self.won),
+            lost_answers: count(self.sold_out + self.already_applied),
+            server_errors: count(self.errors.len()),
+            // answers the harness never got (a task that did not come back)
+            unexpected: count((self.applicants * self.attempts_each).saturating_sub(answered)),
+            ..Check::default()
         }
-        if self.won != self.rows {
-            v.push(format!("{} `won` answers but {} rows (a lost or phantom win)", self.won, self.rows));
-        }
-        if self.distinct_winners != self.rows {
-            v.push(format!("{} rows but only {} distinct readers", self.rows, self.distinct_winners));
-        }
-        let left = self.quantity - i32::try_from(self.rows).unwrap_or(i32::MAX);
-        if self.remaining != left.max(0) || self.remaining < 0 {
-            v.push(format!("remaining = {}, expected {}", self.remaining, left.max(0)));
-        }
-        let answered = self.won + self.sold_out + self.already_applied;
-        if answered != self.applicants * self.attempts_each {
-            v.push(format!("{answered} answers for {} requests", self.applicants * self.attempts_each));
-        }
-        if !self.errors.is_empty() {
-            v.push(format!("{} errors, first: {}", self.errors.len(), self.errors[0]));
-        }
-        v
+    }
+
+    /// Every broken invariant with its count ([`Check::violations`]); empty when the
+    /// contract held.
+    pub fn violations(&self) -> BTreeMap<&'static str, u64> {
+        self.check().violations()
     }
 }
 
@@ -325,21 +330,21 @@ mod tests {
     }
 
     #[test]
-    fn a_race_that_held_has_no_violations_and_each_broken_invariant_is_named() {
+    fn a_race_report_is_judged_by_the_one_contract_check() {
         assert!(held(10, 300).violations().is_empty());
         assert!(held(100, 50).violations().is_empty());
 
         let over = RaceReport { rows: 12, won: 12, distinct_winners: 12, sold_out: 288, ..held(10, 300) };
         assert!(over.over_allocated());
-        assert!(over.violations().iter().any(|v| v.contains("12 application rows")));
+        assert_eq!(over.violations().get("over-allocated"), Some(&2));
 
         let twice = RaceReport { distinct_winners: 9, ..held(10, 300) };
-        assert!(twice.violations().iter().any(|v| v.contains("distinct readers")));
+        assert!(twice.violations().contains_key("duplicate winners"));
 
         let lost = RaceReport { won: 9, sold_out: 291, ..held(10, 300) };
-        assert!(lost.violations().iter().any(|v| v.contains("lost or phantom")));
+        assert!(lost.violations().contains_key("wins told ≠ rows"));
 
         let errors = RaceReport { errors: vec!["boom".into()], sold_out: 289, ..held(10, 300) };
-        assert!(errors.violations().iter().any(|v| v.contains("errors")));
+        assert_eq!(errors.violations().get("5xx"), Some(&1));
     }
 }
