@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 
 use actix_web::{HttpResponse, ResponseError, http::StatusCode};
 use serde_json::json;
-use strategies::StrategyError;
+use strategies::{Backend, StrategyError};
+
+use crate::breaker::Outage;
 
 /// Field name → what is wrong with it.
 pub type FieldErrors = BTreeMap<&'static str, String>;
@@ -57,9 +59,10 @@ pub enum ApiError {
     /// 429: too many attempts; retry after the given seconds.
     #[error("too many attempts; retry in {0} s")]
     RateLimited(u64),
-    /// 503: a backend is down; the request had no effect.
+    /// 503: a backend is down (named when it is an outage, not when a lock wait ran out);
+    /// the request had no effect. The cause is logged, not sent.
     #[error("a backend is unavailable; the request had no effect, please retry")]
-    BackendUnavailable(String),
+    BackendUnavailable(Option<Backend>, String),
     /// 503: the optimistic strategy gave up under contention; nothing was written.
     #[error("too many concurrent applications; nothing was recorded, please retry")]
     Contention,
@@ -86,7 +89,7 @@ impl ApiError {
             ApiError::EventClosed(_) => "event_closed",
             ApiError::EngineUnavailable(_) => "engine_unavailable",
             ApiError::RateLimited(_) => "rate_limited",
-            ApiError::BackendUnavailable(_) => "backend_unavailable",
+            ApiError::BackendUnavailable(..) => "backend_unavailable",
             ApiError::Contention => "contention",
             ApiError::Internal(_) => "internal",
         }
@@ -118,7 +121,7 @@ impl ResponseError for ApiError {
             | ApiError::EventClosed(_)
             | ApiError::EngineUnavailable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::BackendUnavailable(_) | ApiError::Contention => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::BackendUnavailable(..) | ApiError::Contention => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -128,7 +131,9 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Validation(fields) => body["fields"] = json!(fields),
             ApiError::Internal(cause) => tracing::error!(error = ?cause, "internal error"),
-            ApiError::BackendUnavailable(cause) => tracing::warn!(%cause, "backend unavailable"),
+            ApiError::BackendUnavailable(backend, cause) => {
+                tracing::warn!(backend = backend.map(Backend::as_str), %cause, "backend unavailable");
+            }
             _ => {}
         }
         let mut response = HttpResponse::build(self.status_code());
@@ -136,19 +141,24 @@ impl ResponseError for ApiError {
             ApiError::RateLimited(secs) => {
                 response.insert_header(("Retry-After", secs.to_string()));
             }
-            ApiError::BackendUnavailable(_) | ApiError::Contention => {
+            ApiError::BackendUnavailable(..) | ApiError::Contention => {
                 response.insert_header(("Retry-After", "1"));
             }
             _ => {}
         }
-        response.json(body)
+        let mut response = response.json(body);
+        if let ApiError::BackendUnavailable(Some(backend), _) = self {
+            // read by the breaker middleware, which then answers for this backend at once
+            response.extensions_mut().insert(Outage(*backend));
+        }
+        response
     }
 }
 
 impl From<sea_orm::DbErr> for ApiError {
     fn from(err: sea_orm::DbErr) -> Self {
         if strategies::dberr::is_unavailable(&err) {
-            ApiError::BackendUnavailable(err.to_string())
+            ApiError::BackendUnavailable(Some(Backend::Database), err.to_string())
         } else {
             ApiError::Internal(err.into())
         }
@@ -160,8 +170,9 @@ impl From<StrategyError> for ApiError {
         match err {
             StrategyError::UnknownEvent(_) => ApiError::NotFound("event"),
             StrategyError::Contention { .. } => ApiError::Contention,
-            StrategyError::Unavailable(cause) => ApiError::BackendUnavailable(cause),
-            e @ StrategyError::LockTimeout { .. } => ApiError::BackendUnavailable(e.to_string()),
+            StrategyError::Unavailable(backend, cause) => ApiError::BackendUnavailable(Some(backend), cause),
+            // a lock wait that ran out is contention, not an outage: no breaker opens
+            e @ StrategyError::LockTimeout { .. } => ApiError::BackendUnavailable(None, e.to_string()),
             other => ApiError::internal(other),
         }
     }

@@ -20,6 +20,7 @@
 //!   crate, with the multi-instance harness the tests use).
 
 pub mod auth;
+pub mod breaker;
 pub mod cli;
 pub mod configuration;
 pub mod db;

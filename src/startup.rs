@@ -4,13 +4,14 @@
 
 use std::{net::TcpListener, sync::Arc, time::Duration};
 
-use actix_web::{App, HttpServer, dev::Server, web};
+use actix_web::{App, HttpServer, dev::Server, middleware, web};
 use sea_orm::DatabaseConnection;
 use sea_orm_migration::MigratorTrait;
 use strategies::{Backends, StrategyName, build_strategy, kafka::Placement, redis_pool};
 
 use crate::{
     auth::{LoginThrottle, PasswordService, TokenService, bootstrap_admin},
+    breaker::{self, Breakers},
     configuration::Settings,
     db,
     event_cache::EventCache,
@@ -89,10 +90,15 @@ impl Application {
             passwords,
             search,
             events: EventCache::default(),
+            breakers: Breakers::default(),
         });
-        let mut server =
-            HttpServer::new(move || App::new().app_data(state.clone()).configure(routes::configure))
-                .shutdown_timeout(10);
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .wrap(middleware::from_fn(breaker::fail_fast))
+                .configure(routes::configure)
+        })
+        .shutdown_timeout(10);
         if workers > 0 {
             server = server.workers(workers);
         }

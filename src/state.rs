@@ -8,6 +8,7 @@ use strategies::ConcurrencyStrategy;
 
 use crate::{
     auth::{LoginThrottle, PasswordService, TokenService},
+    breaker::Breakers,
     configuration::Settings,
     event_cache::EventCache,
     search::SearchIndex,
@@ -34,4 +35,6 @@ pub struct AppState {
     pub search: Arc<SearchIndex>,
     /// Events by id (immutable once created).
     pub events: EventCache,
+    /// One circuit breaker per backend: fail fast while it is down.
+    pub breakers: Breakers,
 }

@@ -1,10 +1,10 @@
 //! `/health/live`, `/health/ready`, `/api/v1/strategy`.
 
 use actix_web::{HttpResponse, get, web};
-use sea_orm::ConnectionTrait;
 use serde_json::json;
+use strategies::Backend;
 
-use crate::{db::backend_name, state::AppState};
+use crate::{breaker, db::backend_name, state::AppState};
 
 /// 200 while the process runs.
 #[get("/health/live")]
@@ -13,30 +13,37 @@ pub(crate) async fn live() -> HttpResponse {
 }
 
 /// 200 when every configured backend answers, 503 (with the failing one marked) otherwise.
+/// Answers within a second whatever is down: the checks run at once, each bounded by
+/// [`breaker::PROBE_TIMEOUT`], and a backend whose breaker is open is reported down without
+/// asking it again (its breaker's probe is already asking). A failed check opens the
+/// backend's breaker.
 #[get("/health/ready")]
 pub(crate) async fn ready(state: web::Data<AppState>) -> HttpResponse {
-    let database = match state.db.execute_unprepared("SELECT 1").await {
-        Ok(_) => "ok".to_owned(),
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness: database");
-            "unavailable".to_owned()
+    let check = |backend: Backend, configured: bool| {
+        let state = state.clone();
+        async move {
+            if !configured {
+                None
+            } else if state.breakers.is_open(backend) {
+                Some(Err("circuit open".to_owned()))
+            } else {
+                Some(breaker::probe(&state, backend).await)
+            }
         }
     };
-    let mut body = json!({ "database": database });
-    if let Some(redis) = &state.redis {
-        body["redis"] = match strategies::redis_pool::ping(redis).await {
+    let (database, redis, kafka) = tokio::join!(
+        check(Backend::Database, true),
+        check(Backend::Redis, state.redis.is_some()),
+        check(Backend::Kafka, state.strategy.name().needs().kafka),
+    );
+    let checks = [(Backend::Database, database), (Backend::Redis, redis), (Backend::Kafka, kafka)];
+    let mut body = json!({});
+    for (backend, check) in checks.into_iter().filter_map(|(b, c)| Some((b, c?))) {
+        body[backend.as_str()] = match check {
             Ok(()) => json!("ok"),
             Err(e) => {
-                tracing::warn!(error = %e, "readiness: redis");
-                json!("unavailable")
-            }
-        };
-    }
-    for (backend, check) in state.strategy.health().await {
-        body[backend] = match check {
-            Ok(()) => json!("ok"),
-            Err(e) => {
-                tracing::warn!(error = %e, "readiness: {backend}");
+                tracing::warn!(error = %e, "readiness: {}", backend.as_str());
+                breaker::trip(&state, backend);
                 json!("unavailable")
             }
         };

@@ -53,7 +53,7 @@ pub mod strategy;
 pub use config::{Backends, BuildError, ConcurrencyConfig, OptimisticConfig, build_strategy};
 pub use redis_lock::RedisLockConfig;
 pub use registry::{Needs, Scope};
-pub use strategy::{ApplyOutcome, ApplyRequest, ConcurrencyStrategy, StrategyError};
+pub use strategy::{ApplyOutcome, ApplyRequest, Backend, ConcurrencyStrategy, StrategyError};
 
 // The registry: one row per strategy (see `registry` for the row syntax). A strategy with
 // `own` lives in `src/<snake_name>.rs`, declared by its row.

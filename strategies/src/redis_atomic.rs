@@ -17,7 +17,7 @@ use deadpool_redis::{Pool, redis::Script};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 
 use crate::{
-    ApplyOutcome, ApplyRequest, BuildError, ConcurrencyStrategy, StrategyError, StrategyName,
+    Backend, ApplyOutcome, ApplyRequest, BuildError, ConcurrencyStrategy, StrategyError, StrategyName,
     redis_pool::unavailable,
     registry::Parts,
     schema,
@@ -123,7 +123,7 @@ impl ConcurrencyStrategy for RedisAtomic {
         match reserved {
             -1 => return Ok(ApplyOutcome::AlreadyApplied),
             -2 => return Ok(ApplyOutcome::SoldOut),
-            n if n < 0 => return Err(StrategyError::Unavailable(format!("redis counters missing ({n})"))),
+            n if n < 0 => return Err(StrategyError::Unavailable(Backend::Redis, format!("redis counters missing ({n})"))),
             _ => {}
         }
         // A winner in Redis: record it. Anything but a win gives the copy back.

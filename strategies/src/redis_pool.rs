@@ -8,7 +8,7 @@ use deadpool_redis::{
     redis::{AsyncConnectionConfig, RedisError},
 };
 
-use crate::StrategyError;
+use crate::{Backend, StrategyError};
 
 /// Connect, response and pool-wait deadline of every Redis call.
 const DEADLINE: Duration = Duration::from_secs(2);
@@ -60,7 +60,7 @@ pub async fn ping(pool: &Pool) -> Result<(), StrategyError> {
 /// Any Redis failure (pool timeout, refused, reset, response timeout) means the request
 /// could not be decided: nothing was written, answer 503.
 pub(crate) fn unavailable(err: impl std::fmt::Display) -> StrategyError {
-    StrategyError::Unavailable(format!("redis: {err}"))
+    StrategyError::Unavailable(Backend::Redis, format!("redis: {err}"))
 }
 
 /// `RedisError` → [`StrategyError`].

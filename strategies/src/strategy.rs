@@ -86,8 +86,8 @@ pub enum StrategyError {
         waited_ms: u64,
     },
     /// A backend (database, Redis, broker) could not be reached or dropped the connection.
-    #[error("backend unavailable: {0}")]
-    Unavailable(String),
+    #[error("backend unavailable: {1}")]
+    Unavailable(Backend, String),
     /// Any other database error: a bug or a broken schema, logged and answered opaquely.
     #[error("database error: {0}")]
     Database(#[source] sea_orm::DbErr),
@@ -96,9 +96,36 @@ pub enum StrategyError {
 impl From<sea_orm::DbErr> for StrategyError {
     fn from(err: sea_orm::DbErr) -> Self {
         if crate::dberr::is_unavailable(&err) {
-            StrategyError::Unavailable(err.to_string())
+            StrategyError::Unavailable(Backend::Database, err.to_string())
         } else {
             StrategyError::Database(err)
+        }
+    }
+}
+
+/// A service a request may find down; it names the 503 and the circuit breaker that
+/// answers for it while it stays down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Backend {
+    /// MariaDB (or SQLite).
+    Database,
+    /// Redis.
+    Redis,
+    /// The Kafka brokers.
+    Kafka,
+}
+
+impl Backend {
+    /// Every backend.
+    pub const ALL: [Backend; 3] = [Backend::Database, Backend::Redis, Backend::Kafka];
+
+    /// The name used in `/health/ready` and in logs: `database`, `redis`, `kafka`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Database => "database",
+            Backend::Redis => "redis",
+            Backend::Kafka => "kafka",
         }
     }
 }

@@ -21,6 +21,32 @@ async fn wait_ready(app: &TestApp) {
     }
 }
 
+/// Once an outage is known, the breaker answers for the backend at once: 20 more applies
+/// are each refused within 250 ms (with `Retry-After`), and readiness answers within 1 s.
+async fn fails_fast(app: &TestApp, event: i64, reader: &str, backend: &str) {
+    const BOUND: Duration = Duration::from_millis(250);
+    let mut took = Vec::new();
+    for _ in 0..20 {
+        let started = Instant::now();
+        let refused = app.apply(event, reader, None).await;
+        took.push(started.elapsed());
+        assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(refused.headers().contains_key("retry-after"), "a 503 says when to retry");
+        assert_eq!(body(refused).await["error"], "backend_unavailable");
+    }
+    took.sort();
+    let slowest = took[took.len() - 1];
+    let started = Instant::now();
+    let ready = app.get("/health/ready", None).await.status();
+    let readiness = started.elapsed();
+    println!(
+        "{backend} down: 20 applies refused in p50 {:?}, max {slowest:?}; readiness {ready} in {readiness:?}",
+        took[10]
+    );
+    assert!(slowest <= BOUND, "{backend} down: a 503 took {slowest:?} after the outage was known");
+    assert!(readiness < Duration::from_secs(1), "readiness took {readiness:?} with {backend} down");
+}
+
 /// The shared scenario: an event of 3 copies and a reader; `backend` goes away → the apply
 /// is 503 and readiness names `backend`; it comes back → the app recovers without a restart,
 /// no copy was taken by the failed apply, and the same reader wins exactly once.
@@ -36,6 +62,7 @@ async fn outage_round(app: &TestApp, proxy: &mut Proxy, backend: &str) {
         "backend_unavailable",
     )
     .await;
+    fails_fast(app, event, &reader, backend).await;
     let ready = app.get("/health/ready", None).await;
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
     let ready = body(ready).await;

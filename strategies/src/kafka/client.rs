@@ -14,7 +14,7 @@ use rskafka::{
     },
 };
 
-use crate::StrategyError;
+use crate::{Backend, StrategyError};
 
 /// Runs `call` with a deadline; an error or a timeout is [`StrategyError::Unavailable`].
 ///
@@ -28,8 +28,11 @@ pub async fn within<T, E: std::fmt::Display>(
 ) -> Result<T, StrategyError> {
     match tokio::time::timeout(deadline, call).await {
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(e)) => Err(StrategyError::Unavailable(format!("kafka {what}: {e}"))),
-        Err(_) => Err(StrategyError::Unavailable(format!("kafka {what}: no answer within {deadline:?}"))),
+        Ok(Err(e)) => Err(StrategyError::Unavailable(Backend::Kafka, format!("kafka {what}: {e}"))),
+        Err(_) => Err(StrategyError::Unavailable(
+            Backend::Kafka,
+            format!("kafka {what}: no answer within {deadline:?}"),
+        )),
     }
 }
 

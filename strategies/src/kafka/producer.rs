@@ -16,7 +16,7 @@ use rskafka::{
 use tokio::sync::{mpsc, oneshot};
 
 use super::client::within;
-use crate::StrategyError;
+use crate::{Backend, StrategyError};
 
 /// Most records in one produce request (bounds the request size and the blast radius of
 /// one failed request).
@@ -48,16 +48,16 @@ impl BatchProducer {
     /// [`StrategyError::Unavailable`] when the produce failed or missed its deadline.
     pub(crate) async fn produce(&self, record: Record) -> Result<(), StrategyError> {
         let (done, answer) = oneshot::channel();
-        self.jobs
-            .send((record, done))
-            .await
-            .map_err(|_| StrategyError::Unavailable("kafka produce: the producer task stopped".into()))?;
+        self.jobs.send((record, done)).await.map_err(|_| {
+            StrategyError::Unavailable(Backend::Kafka, "kafka produce: the producer task stopped".into())
+        })?;
         match answer.await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(StrategyError::Unavailable(e)),
-            Err(_) => {
-                Err(StrategyError::Unavailable("kafka produce: no answer from the producer task".into()))
-            }
+            Ok(Err(e)) => Err(StrategyError::Unavailable(Backend::Kafka, e)),
+            Err(_) => Err(StrategyError::Unavailable(
+                Backend::Kafka,
+                "kafka produce: no answer from the producer task".into(),
+            )),
         }
     }
 }

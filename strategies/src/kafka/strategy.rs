@@ -25,7 +25,7 @@ use super::{
     worker::Worker,
 };
 use crate::{
-    ApplyOutcome, ApplyRequest, BuildError, ConcurrencyStrategy, StrategyError, StrategyName,
+    ApplyOutcome, ApplyRequest, Backend, BuildError, ConcurrencyStrategy, StrategyError, StrategyName,
     redis_lock::RedisLock, registry::Parts,
 };
 
@@ -140,7 +140,8 @@ impl ConcurrencyStrategy for KafkaStrategy {
             request_id: request.request_id.clone(),
             origin: self.origin.clone(),
         };
-        let value = serde_json::to_vec(&message).map_err(|e| StrategyError::Unavailable(e.to_string()))?;
+        let value = serde_json::to_vec(&message)
+            .map_err(|e| StrategyError::Unavailable(Backend::Kafka, e.to_string()))?;
         let record = Record {
             key: Some(request.event_id.to_string().into_bytes()),
             value: Some(value),

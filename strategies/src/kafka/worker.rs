@@ -30,7 +30,7 @@ use super::{
     wire::{ApplyMessage, ResultMessage},
 };
 use crate::{
-    ApplyOutcome, StrategyError,
+    ApplyOutcome, Backend, StrategyError,
     backoff::Backoff,
     outcomes::{self, RequestResult},
     redis_lock::RedisLock,
@@ -133,7 +133,7 @@ impl Worker {
             }
             // Without a lock nothing is fenced, so one round always answers.
             None => transact(BTreeMap::new()).await?.ok_or_else(|| {
-                StrategyError::Unavailable("a batch without a lock reported a fence".into())
+                StrategyError::Unavailable(Backend::Kafka, "a batch without a lock reported a fence".into())
             })?,
         };
         let decided = started.elapsed();
