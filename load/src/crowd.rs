@@ -104,6 +104,16 @@ impl Crowd {
         Ok(Self { client, addresses: addresses.to_vec(), admin, tokens })
     }
 
+    /// A crowd of already signed-in readers (their bearer tokens).
+    pub(crate) fn new(
+        client: reqwest::Client,
+        addresses: Vec<String>,
+        admin: String,
+        tokens: Vec<String>,
+    ) -> Self {
+        Self { client, addresses, admin, tokens }
+    }
+
     /// Readers signed up.
     pub fn readers(&self) -> usize {
         self.tokens.len()

@@ -12,6 +12,7 @@ use crate::{
     api,
     backends::{Backends, FreshDatabase, check_topology},
     cluster::Cluster,
+    crowd::Crowd,
     engine::Stats,
     readers::{self, Mint},
     target::Reader,
@@ -126,6 +127,23 @@ impl Deployment {
         let ids = readers::create_users(&db, count).await;
         let _ = db.close().await;
         readers::minted(mint, &self.secret, &ids?)
+    }
+
+    /// `count` readers (as [`Deployment::readers`]) gathered into a [`Crowd`] that sends
+    /// all its applications at once, round-robin over the API instances.
+    ///
+    /// # Errors
+    ///
+    /// Database or signing errors.
+    pub async fn crowd(&self, count: usize, mint: &Mint) -> anyhow::Result<Crowd> {
+        let readers = self.readers(count, mint).await?;
+        let tokens = readers.into_iter().filter_map(|r| r.token).collect();
+        Ok(Crowd::new(self.client.clone(), self.api.clone(), self.admin.clone(), tokens))
+    }
+
+    /// The deployment's own database (for checks made beside the API).
+    pub fn database_url(&self) -> &str {
+        &self.database.url
     }
 
     /// A new event of `copies`, open now.

@@ -31,9 +31,11 @@ pub mod topology;
 
 use std::{future::Future, path::PathBuf};
 
+pub use backends::Backends;
 pub use cluster::{Cluster, Instance, PerInstance};
 pub use compare::CompareArgs;
 pub use crowd::{Crowd, CrowdReport};
+pub use deploy::{Deployment, Spec};
 pub use loadtest::LoadtestArgs;
 pub use readers::Mint;
 pub use topology::Topology;

@@ -6,10 +6,10 @@
 //! over-allocating (within a bounded number of races) where it does not, so the harness is
 //! shown to catch the bug.
 
-use std::path::Path;
+use std::{path::Path, sync::Arc, time::Duration};
 
-use nanum::configuration;
-use nanum_load::{Cluster, Crowd, CrowdReport, Topology};
+use nanum::auth::TokenService;
+use nanum_load::{Backends, Crowd, CrowdReport, Deployment, Mint, Spec, Topology};
 use strategies::{StrategyName, contract};
 
 const INSTANCES: usize = 3;
@@ -17,9 +17,10 @@ pub const READERS: usize = 300;
 pub const ATTEMPTS: usize = 2;
 pub const COPIES: i64 = 10;
 
-/// A running cluster, its signed-up crowd, and the database URL (for direct checks).
+/// A running deployment (the same harness `nanum compare` races), its crowd, and the
+/// database URL (for direct checks).
 pub struct Launched {
-    pub cluster: Cluster,
+    pub deployment: Deployment,
     pub crowd: Crowd,
     pub database_url: String,
     /// One cluster at a time: on 2 cores, two clusters of debug builds racing each other
@@ -29,41 +30,44 @@ pub struct Launched {
 
 static ONE_CLUSTER_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Starts `strategy` in `topology` on a fresh database (plus Redis / a fresh Kafka topic
-/// when the strategy needs them), with `extra` environment for every instance.
+/// Starts `strategy` in `topology` through [`Deployment::start`] (a fresh database, Redis
+/// keys and Kafka topic when the strategy needs them), with `extra` environment for every
+/// instance, and mints [`READERS`] readers. `None` (a printed skip) when a backend it needs
+/// is absent; under `CI=true` that fails instead.
 pub async fn launch(strategy: StrategyName, topology: Topology, extra: &[(&str, &str)]) -> Option<Launched> {
     let turn = ONE_CLUSTER_AT_A_TIME.lock().await;
-    let url = contract::fresh_mariadb_url("cluster").await?;
+    contract::fresh_mariadb_url("cluster").await?;
+    if strategy.needs().redis {
+        contract::test_redis().await?;
+    }
+    if strategy.needs().kafka {
+        contract::test_kafka(strategy.as_str()).await?;
+    }
+    let backends = Backends::probe(
+        &contract::test_mysql_url(),
+        &contract::test_redis_url(),
+        &contract::test_kafka_brokers(),
+    )
+    .await
+    .expect("the backends just answered");
     let mut env = vec![
         ("APP_ENV".to_owned(), "test".to_owned()),
         ("APP_CONFIG_DIR".to_owned(), concat!(env!("CARGO_MANIFEST_DIR"), "/config").to_owned()),
-        ("APP__DATABASE__URL".to_owned(), url.clone()),
-        ("APP__CONCURRENCY__STRATEGY".to_owned(), strategy.to_string()),
-        ("RUST_LOG".to_owned(), "warn".to_owned()),
         // 600 requests through one lock in debug builds on a busy 2-core CI machine can
         // queue longer than the 10 s production bound; here the question is correctness.
         ("APP__CONCURRENCY__REDIS_LOCK__MAX_WAIT_MS".to_owned(), "60000".to_owned()),
     ];
-    if strategy.needs().redis {
-        contract::test_redis().await?;
-        env.push(("APP__REDIS__URL".to_owned(), contract::test_redis_url()));
-        env.push(("APP__REDIS__KEY_PREFIX".to_owned(), contract::unique_prefix("cluster")));
-    }
-    if strategy.needs().kafka {
-        let kafka = contract::test_kafka(strategy.as_str()).await?;
-        env.push(("APP__KAFKA__BROKERS".to_owned(), kafka.brokers));
-        env.push(("APP__KAFKA__TOPIC".to_owned(), kafka.topic));
-    }
     env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-    let roles = move |i: usize| topology.env(i);
-    let binary = Path::new(env!("CARGO_BIN_EXE_nanum"));
-    let cluster = Cluster::start(binary, topology.count(), &env, &roles).await.expect("start the instances");
-    let settings = configuration::load_for("test", &[]).expect("test settings");
-    let admin = (settings.auth.admin_email.as_str(), settings.auth.admin_password.expose());
-    let crowd = Crowd::sign_up(&cluster.addresses()[..topology.api()], READERS, admin)
-        .await
-        .expect("sign the crowd up");
-    Some(Launched { cluster, crowd, database_url: url, _turn: turn })
+    let binary = Path::new(env!("CARGO_BIN_EXE_nanum")).to_path_buf();
+    let spec = Spec { binary, strategy, topology, partitions: None, env };
+    let deployment = Deployment::start(&spec, &backends).await.expect("start the instances");
+    let ttl = Duration::from_secs(3600);
+    let mint: Mint = Arc::new(move |secret: &str, id: i64, role: &str| {
+        TokenService::with_secret(secret, ttl).issue_for(id, role).map_err(|e| anyhow::anyhow!("{e}"))
+    });
+    let crowd = deployment.crowd(READERS, &mint).await.expect("mint the crowd");
+    let database_url = deployment.database_url().to_owned();
+    Some(Launched { deployment, crowd, database_url, _turn: turn })
 }
 
 pub fn row(label: &str, topology: Topology, report: &CrowdReport, verdict: &str) {

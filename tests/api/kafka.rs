@@ -47,8 +47,8 @@ async fn kill_the_worker_after(kill_after: i64, extra: &[(&str, &str)], label: &
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         let answered_at_kill = outcomes::answered(&db).await.expect("count answers");
-        launched.cluster.kill(1).await.expect("SIGKILL the worker");
-        launched.cluster.restart(1).await.expect("restart the worker");
+        launched.deployment.cluster.kill(1).await.expect("SIGKILL the worker");
+        launched.deployment.cluster.restart(1).await.expect("restart the worker");
         answered_at_kill
     };
     let (report, answered_at_kill) = tokio::join!(launched.crowd.race(COPIES, ATTEMPTS), killer);
