@@ -71,30 +71,26 @@ async fn loadtest(args: &[&str]) -> Value {
     serde_json::from_slice(&output.stdout).expect("--json prints JSON")
 }
 
+/// `nanum loadtest` arguments for a JSON `POST` of `body` to `url`, then `rest`.
+fn json_post<'a>(url: &'a str, body: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![url, "-X", "POST", "-H", "content-type: application/json", "--body", body];
+    args.extend_from_slice(rest);
+    args
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_json_win_rule_counts_what_a_non_nanum_service_decided() {
     const REQUESTS: usize = 600;
     const COPIES: usize = 37;
     let (address, stub) = start_stub(COPIES);
     let url = format!("{address}/events/{{event}}/apply");
-    let args = [
-        url.as_str(),
-        "-X",
-        "POST",
-        "-H",
-        "content-type: application/json",
-        "--body",
-        r#"{"userId": {user}, "eventId": {event}}"#,
-        "--event",
-        "7",
-        "-n",
-        "600",
-        "-c",
-        "24",
-        "--win-json",
-        "isSuccess=true",
-    ];
-    let report = loadtest(&args).await;
+    let body = r#"{"userId": {user}, "eventId": {event}}"#;
+    let report = loadtest(&json_post(
+        &url,
+        body,
+        &["--event", "7", "-n", "600", "-c", "24", "--win-json", "isSuccess=true"],
+    ))
+    .await;
 
     let figures = &report["figures"];
     assert_eq!(figures["requests"], REQUESTS, "{report:#}");
@@ -119,22 +115,9 @@ async fn the_json_win_rule_counts_what_a_non_nanum_service_decided() {
 async fn a_status_rule_alone_cannot_tell_a_200_loser_from_a_winner() {
     let (address, stub) = start_stub(5);
     let url = format!("{address}/events/7/apply");
-    let args = [
-        url.as_str(),
-        "-X",
-        "POST",
-        "-H",
-        "content-type: application/json",
-        "--body",
-        r#"{"userId": {user}}"#,
-        "-n",
-        "50",
-        "-c",
-        "5",
-        "--win-status",
-        "200",
-    ];
-    let report = loadtest(&args).await;
+    let report =
+        loadtest(&json_post(&url, r#"{"userId": {user}}"#, &["-n", "50", "-c", "5", "--win-status", "200"]))
+            .await;
     // Every 200 counts under a status rule; the body said only 5 won.
     assert_eq!(report["figures"]["wins"], 50, "{report:#}");
     assert_eq!(stub.wins.load(Ordering::SeqCst), 5);

@@ -119,6 +119,15 @@ pub struct RowResult {
 }
 
 impl RowResult {
+    /// The median round's p50, p99 and max, and `winners / copies`, as table cells.
+    pub(super) fn latency_and_winners(&self) -> ([String; 3], String) {
+        let m = &self.median;
+        (
+            [num(m.p50_ms), num(m.p99_ms), num(m.max_ms)],
+            format!("{} / {}", self.check.winners, self.check.copies),
+        )
+    }
+
     pub(super) fn one_line(&self) -> String {
         format!(
             "{:<40} {:<10} {:>8} req/s  p99 {:>8} ms  {}/{} won  violations: {}",
@@ -318,16 +327,12 @@ impl Comparison {
                 } else {
                     format!("`{}` (not safe here)", row.label)
                 };
+                let ([p50, p99, max], winners) = row.latency_and_winners();
                 let _ = writeln!(
                     out,
-                    "| {label} | {} | {} | {} | {} | {} | {} / {} | {} | {} | {} |",
+                    "| {label} | {} | {} | {p50} | {p99} | {max} | {winners} | {} | {} | {} |",
                     shape.name,
                     num(m.rps),
-                    num(m.p50_ms),
-                    num(m.p99_ms),
-                    num(m.max_ms),
-                    row.check.winners,
-                    row.check.copies,
                     row.violations_text(),
                     pct(row.of_http),
                     pct(row.of_sql),

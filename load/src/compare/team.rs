@@ -31,19 +31,14 @@ pub fn table(c: &Comparison) -> String {
             PUBLISHED.iter().find(|(p, _)| Some(*p) == row.partitions).map_or("—", |(_, text)| text);
         let means = row.rounds.iter().map(|r| r.figures.mean_ms);
         let (low, high) = means.fold((f64::MAX, 0f64), |(lo, hi), m| (lo.min(m), hi.max(m)));
-        let m = &row.median;
+        let ([p50, p99, max], winners) = row.latency_and_winners();
         let _ = writeln!(
             out,
-            "| {} | **{} ms** | {}–{} ms | {} / {} / {} ms | {} / {} | {} | {published} |",
+            "| {} | **{} ms** | {}–{} ms | {p50} / {p99} / {max} ms | {winners} | {} | {published} |",
             row.partitions.map_or("configured".to_owned(), |p| p.to_string()),
             num(row.mean_ms()),
             num(low),
             num(high),
-            num(m.p50_ms),
-            num(m.p99_ms),
-            num(m.max_ms),
-            row.check.winners,
-            row.check.copies,
             row.violations_text(),
         );
     }
