@@ -107,9 +107,9 @@ async fn item4_logins_beyond_the_hashing_slots_wait_then_get_503_overloaded() {
         s.auth.login_max_failures = 1000;
     })
     .await;
-    let logins = (0..12).map(|i| {
-        app.post("/api/v1/auth/login", None, &json!({ "email": format!("r{i}@example.com"), "password": "wrong-pass" }))
-    });
+    let bodies: Vec<_> =
+        (0..12).map(|i| json!({ "email": format!("r{i}@example.com"), "password": "wrong-pass" })).collect();
+    let logins = bodies.iter().map(|b| app.post("/api/v1/auth/login", None, b));
     let answers = futures::future::join_all(logins).await;
     let mut overloaded = 0;
     for r in answers {
@@ -130,9 +130,9 @@ async fn item4_logins_beyond_the_hashing_slots_wait_then_get_503_overloaded() {
 async fn item5_concurrent_wrong_passwords_for_one_email_are_counted_before_checking() {
     let app = spawn(slow_hashes).await;
     app.register("target@example.com", "correct horse").await;
-    let guesses = (0..20).map(|i| {
-        app.post("/api/v1/auth/login", None, &json!({ "email": "target@example.com", "password": format!("guess-{i}") }))
-    });
+    let bodies: Vec<_> =
+        (0..20).map(|i| json!({ "email": "target@example.com", "password": format!("guess-{i}") })).collect();
+    let guesses = bodies.iter().map(|b| app.post("/api/v1/auth/login", None, b));
     let answers = futures::future::join_all(guesses).await;
     let statuses: Vec<_> = answers.iter().map(|r| r.status()).collect();
     let unauthorized = statuses.iter().filter(|s| **s == StatusCode::UNAUTHORIZED).count();
@@ -150,7 +150,7 @@ async fn item5_an_unknown_email_takes_as_long_as_a_known_one() {
     })
     .await;
     app.register("known@example.com", "correct horse").await;
-    let mut fastest = |email: &'static str| {
+    let fastest = |email: &'static str| {
         let app = &app;
         async move {
             let mut best = Duration::MAX;
