@@ -68,7 +68,8 @@ impl PasswordService {
         let params = Params::new(cfg.memory_kib, cfg.iterations, cfg.parallelism, None)
             .map_err(|e| format!("auth.argon2: {e}"))?;
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
-        let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>()).map_err(|e| format!("auth.argon2: {e}"))?;
+        let salt =
+            SaltString::encode_b64(&rand::random::<[u8; 16]>()).map_err(|e| format!("auth.argon2: {e}"))?;
         let dummy = argon2
             .hash_password(&rand::random::<[u8; 16]>(), &salt)
             .map_err(|e| format!("auth.argon2: {e}"))?
@@ -105,10 +106,7 @@ impl PasswordService {
     pub async fn verify(&self, hash: Option<String>, password: String) -> Result<bool, ApiError> {
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.dummy.clone());
-        let matched = self
-            .gate
-            .run(move || verify_reusing_memory(&hash, password.as_bytes()))
-            .await?;
+        let matched = self.gate.run(move || verify_reusing_memory(&hash, password.as_bytes())).await?;
         Ok(known && matched)
     }
 }
@@ -136,8 +134,10 @@ fn hash_reusing_memory(argon2: &Argon2<'_>, password: &[u8], salt: &SaltString) 
     let mut salt_bytes = [0_u8; 64];
     let salt_raw = salt.as_salt().decode_b64(&mut salt_bytes).map_err(|e| e.to_string())?;
     let mut out = vec![0_u8; params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN)];
-    with_blocks(params.block_count(), |blocks| argon2.hash_password_into_with_memory(password, salt_raw, &mut out, blocks))
-        .map_err(|e| e.to_string())?;
+    with_blocks(params.block_count(), |blocks| {
+        argon2.hash_password_into_with_memory(password, salt_raw, &mut out, blocks)
+    })
+    .map_err(|e| e.to_string())?;
     let phc = PasswordHash {
         algorithm: ARGON2ID_IDENT,
         version: Some(Version::V0x13.into()),
@@ -152,7 +152,8 @@ fn hash_reusing_memory(argon2: &Argon2<'_>, password: &[u8], salt: &SaltString) 
 fn verify_reusing_memory(phc: &str, password: &[u8]) -> bool {
     let Ok(parsed) = PasswordHash::new(phc) else { return false };
     let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else { return false };
-    let (Ok(algorithm), Ok(params)) = (Algorithm::try_from(parsed.algorithm), Params::try_from(&parsed)) else {
+    let (Ok(algorithm), Ok(params)) = (Algorithm::try_from(parsed.algorithm), Params::try_from(&parsed))
+    else {
         return false;
     };
     let Ok(version) = parsed.version.map_or(Ok(Version::V0x13), Version::try_from) else { return false };
@@ -160,8 +161,9 @@ fn verify_reusing_memory(phc: &str, password: &[u8]) -> bool {
     let Ok(salt) = salt.decode_b64(&mut salt_bytes) else { return false };
     let mut out = vec![0_u8; expected.len()];
     let argon2 = Argon2::new(algorithm, version, params.clone());
-    let computed =
-        with_blocks(params.block_count(), |blocks| argon2.hash_password_into_with_memory(password, salt, &mut out, blocks));
+    let computed = with_blocks(params.block_count(), |blocks| {
+        argon2.hash_password_into_with_memory(password, salt, &mut out, blocks)
+    });
     // `Output`'s equality is constant-time.
     computed.is_ok() && Output::new(&out).is_ok_and(|o| o == expected)
 }

@@ -44,7 +44,12 @@ impl<K: Hash + Eq + Clone> KeyedLimit<K> {
     /// `per_minute` requests per key per minute, as a burst of that size refilled evenly.
     pub fn per_minute(per_minute: NonZeroU32, max_keys: usize) -> Self {
         let quota = Quota::per_minute(per_minute);
-        Self { quota, max_keys, clock: DefaultClock::default(), limiter: Mutex::new(Arc::new(Keyed::keyed(quota))) }
+        Self {
+            quota,
+            max_keys,
+            clock: DefaultClock::default(),
+            limiter: Mutex::new(Arc::new(Keyed::keyed(quota))),
+        }
     }
 
     fn current(&self) -> Arc<Keyed<K>> {
@@ -110,7 +115,11 @@ pub struct RateLimits {
 impl RateLimits {
     /// From `[rate_limit]`.
     pub fn new(cfg: &RateLimitSettings) -> Self {
-        fn limit<K: Hash + Eq + Clone>(enabled: bool, per_minute: u32, max_keys: usize) -> Option<KeyedLimit<K>> {
+        fn limit<K: Hash + Eq + Clone>(
+            enabled: bool,
+            per_minute: u32,
+            max_keys: usize,
+        ) -> Option<KeyedLimit<K>> {
             let per_minute = NonZeroU32::new(per_minute).filter(|_| enabled)?;
             Some(KeyedLimit::per_minute(per_minute, max_keys.max(1)))
         }
@@ -225,7 +234,8 @@ type Job = Box<dyn FnOnce() + Send>;
 impl HashGate {
     /// `slots` hashing threads (0 = one per core).
     pub fn new(slots: usize, max_wait: Duration) -> Self {
-        let slots = if slots == 0 { std::thread::available_parallelism().map_or(1, usize::from) } else { slots };
+        let slots =
+            if slots == 0 { std::thread::available_parallelism().map_or(1, usize::from) } else { slots };
         let (jobs, queue) = std::sync::mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
         for i in 0..slots {
@@ -249,8 +259,12 @@ impl HashGate {
     /// # Errors
     ///
     /// 503 `overloaded` when no slot freed within the wait; 500 if the work panicked.
-    pub async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
-        let _slot: SemaphorePermit<'_> = match tokio::time::timeout(self.max_wait, self.slots.acquire()).await {
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let _slot: SemaphorePermit<'_> = match tokio::time::timeout(self.max_wait, self.slots.acquire()).await
+        {
             Ok(Ok(permit)) => permit,
             _ => return Err(ApiError::Overloaded),
         };
@@ -258,7 +272,9 @@ impl HashGate {
         let job: Job = Box::new(move || {
             let _ = done.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)));
         });
-        self.jobs.send(job).map_err(|_| ApiError::internal(anyhow::anyhow!("the hashing threads stopped")))?;
+        self.jobs
+            .send(job)
+            .map_err(|_| ApiError::internal(anyhow::anyhow!("the hashing threads stopped")))?;
         match answer.await {
             Ok(Ok(value)) => Ok(value),
             _ => Err(ApiError::internal(anyhow::anyhow!("a password hash panicked"))),

@@ -23,7 +23,8 @@ async fn record_pending(db: &DatabaseConnection, request: &ApplyRequest) -> Resu
         sea_orm::DbBackend::Sqlite => "INSERT OR IGNORE INTO",
         _ => "INSERT IGNORE INTO",
     };
-    let sql = format!("{insert} pending_requests (request_id, event_id, user_id, created_at) VALUES (?, ?, ?, ?)");
+    let sql =
+        format!("{insert} pending_requests (request_id, event_id, user_id, created_at) VALUES (?, ?, ?, ?)");
     let values = vec![
         request.request_id.as_str().into(),
         request.event_id.into(),
@@ -178,11 +179,11 @@ pub(crate) async fn apply(
         ApplyOutcome::Pending => {
             record_pending(&state.db, &request).await?;
             Ok(HttpResponse::Accepted()
-            .insert_header(("Location", format!("/api/v1/applications/{}", request.request_id)))
-            .json(ApplicationBody {
-                strategy: Some(strategy),
-                ..ApplicationBody::request(&request.request_id, user.id, "pending")
-            }))
+                .insert_header(("Location", format!("/api/v1/applications/{}", request.request_id)))
+                .json(ApplicationBody {
+                    strategy: Some(strategy),
+                    ..ApplicationBody::request(&request.request_id, user.id, "pending")
+                }))
         }
         other => Err(ApiError::internal(anyhow::anyhow!("unexpected outcome {other:?}"))),
     }

@@ -20,7 +20,10 @@ const MAX_PASSWORD_CHARS: usize = 128;
 
 /// Counts a request of this client against `limit` (the peer address: nanum does not trust
 /// forwarding headers).
-fn per_ip(req: &HttpRequest, limit: Option<&crate::limits::KeyedLimit<std::net::IpAddr>>) -> Result<(), ApiError> {
+fn per_ip(
+    req: &HttpRequest,
+    limit: Option<&crate::limits::KeyedLimit<std::net::IpAddr>>,
+) -> Result<(), ApiError> {
     match req.peer_addr() {
         Some(peer) => RateLimits::check(limit, &client_key(peer.ip())),
         None => Ok(()),

@@ -299,8 +299,12 @@ fn mark(book: &book::Model, words: &[&str], all_fields: bool) -> Option<Highligh
         let Some(text) = text else { continue };
         for word in words {
             if let Some((start, end)) = find_caseless(text, word) {
-                let snippet =
-                    format!("{}<b>{}</b>{}", escape(&text[..start]), escape(&text[start..end]), escape(&text[end..]));
+                let snippet = format!(
+                    "{}<b>{}</b>{}",
+                    escape(&text[..start]),
+                    escape(&text[start..end]),
+                    escape(&text[end..])
+                );
                 return Some(Highlight { field, snippet });
             }
         }
@@ -359,9 +363,11 @@ mod tests {
     #[test]
     fn highlights_survive_case_mappings_that_change_length() {
         // Ω (3 bytes) lowercases to ω (2), Ⱥ (2) to ⱥ (3), İ (2) to i̇ (3, two characters).
-        for (text, word, hit) in
-            [("\u{2126}abc \u{023a}", "abc", "abc"), ("\u{023a}\u{023a}abc", "ABC", "abc"), ("İx Ⱥbc", "ⱥB", "Ⱥb")]
-        {
+        for (text, word, hit) in [
+            ("\u{2126}abc \u{023a}", "abc", "abc"),
+            ("\u{023a}\u{023a}abc", "ABC", "abc"),
+            ("İx Ⱥbc", "ⱥB", "Ⱥb"),
+        ] {
             let (start, end) = find_caseless(text, word).expect("found");
             assert_eq!(&text[start..end], hit, "{text:?} {word:?}");
         }

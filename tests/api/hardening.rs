@@ -66,7 +66,9 @@ async fn item1_a_page_past_ten_thousand_rows_is_400_not_a_dropped_connection() {
 async fn item2_a_title_whose_lowercase_changes_byte_offsets_is_highlighted() {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
-    let r = app.post("/api/v1/books", Some(&admin), &json!({ "title": "\u{2126}abc \u{023a}", "author": "X" })).await;
+    let r = app
+        .post("/api/v1/books", Some(&admin), &json!({ "title": "\u{2126}abc \u{023a}", "author": "X" }))
+        .await;
     assert_eq!(r.status(), StatusCode::CREATED);
     for _ in 0..3 {
         let r = app.get("/api/v1/books/search?engine=like&q=abc", None).await;
@@ -81,7 +83,9 @@ async fn item3_login_emails_and_passwords_longer_than_sign_up_allows_are_422_and
     let app = spawn_app().await;
     let long_email = format!("{}@example.com", "a".repeat(60 * 1024));
     for _ in 0..10 {
-        let r = app.post("/api/v1/auth/login", None, &json!({ "email": long_email, "password": "whatever1" })).await;
+        let r = app
+            .post("/api/v1/auth/login", None, &json!({ "email": long_email, "password": "whatever1" }))
+            .await;
         let b = assert_error(r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
         assert!(b["fields"]["email"].is_string(), "{b}");
     }
@@ -156,7 +160,9 @@ async fn item5_an_unknown_email_takes_as_long_as_a_known_one() {
             let mut best = Duration::MAX;
             for _ in 0..5 {
                 let started = Instant::now();
-                let r = app.post("/api/v1/auth/login", None, &json!({ "email": email, "password": "wrong-pass" })).await;
+                let r = app
+                    .post("/api/v1/auth/login", None, &json!({ "email": email, "password": "wrong-pass" }))
+                    .await;
                 assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
                 best = best.min(started.elapsed());
             }
@@ -198,11 +204,9 @@ fn start_check(configure: impl FnOnce(&mut configuration::Settings)) -> Result<(
 #[tokio::test]
 async fn item7_off_loopback_weak_secrets_are_refused_whatever_app_env_says() {
     let strong = "k3Jx9-QpL2vN8wRt5yZb1cMfH6dGs4Ae";
-    for (env, secret) in [
-        ("prod", configuration::DEV_JWT_SECRET),
-        ("staging", "short-secret"),
-        ("local", &*"x".repeat(40)),
-    ] {
+    for (env, secret) in
+        [("prod", configuration::DEV_JWT_SECRET), ("staging", "short-secret"), ("local", &*"x".repeat(40))]
+    {
         let refused = start_check(|s| {
             s.environment = env.into();
             s.server.host = "0.0.0.0".into();
@@ -283,7 +287,9 @@ async fn item10_control_characters_in_a_search_are_400() {
 async fn item12_an_oversized_body_is_413_payload_too_large() {
     let app = spawn_app().await;
     let name = "x".repeat(100 * 1024);
-    let r = app.post("/api/v1/users", None, &json!({ "email": "a@b.co", "password": "s3cret-pass", "name": name })).await;
+    let r = app
+        .post("/api/v1/users", None, &json!({ "email": "a@b.co", "password": "s3cret-pass", "name": name }))
+        .await;
     assert_error(r, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
 }
 
@@ -291,9 +297,11 @@ async fn item12_an_oversized_body_is_413_payload_too_large() {
 async fn item13_raw_utf8_in_the_query_string_is_searched_like_its_percent_encoding() {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
-    let r = app.post("/api/v1/books", Some(&admin), &json!({ "title": "소년이 온다", "author": "한강" })).await;
+    let r =
+        app.post("/api/v1/books", Some(&admin), &json!({ "title": "소년이 온다", "author": "한강" })).await;
     assert_eq!(r.status(), StatusCode::CREATED);
-    let request = "GET /api/v1/books/search?q=소년&engine=like HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let request =
+        "GET /api/v1/books/search?q=소년&engine=like HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
     let (status, text) = raw(&app, request.as_bytes()).await;
     assert_eq!(status, 200, "{text}");
     assert_eq!(raw_body(&text)["total"], 1, "{text}");
@@ -311,7 +319,8 @@ async fn item13_errors_the_framework_answers_itself_carry_the_json_error_body() 
     assert_eq!(status, 431, "{text}");
     assert_eq!(raw_body(&text)["error"], "headers_too_large");
     // A URI longer than the parser takes (64 KiB) but within the buffer.
-    let long = format!("GET /api/v1/books?{} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "a".repeat(70_000));
+    let long =
+        format!("GET /api/v1/books?{} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "a".repeat(70_000));
     let (status, text) = raw(&app, long.as_bytes()).await;
     assert!(matches!(status, 400 | 414 | 431), "{text}");
     assert!(raw_body(&text)["error"].is_string(), "{text}");
@@ -357,7 +366,9 @@ async fn an_isbn_with_a_multibyte_character_is_422_not_a_panic() {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
     for isbn in ["1234567가", "123456789가", "가123456789012"] {
-        let r = app.post("/api/v1/books", Some(&admin), &json!({ "title": "t", "author": "a", "isbn": isbn })).await;
+        let r = app
+            .post("/api/v1/books", Some(&admin), &json!({ "title": "t", "author": "a", "isbn": isbn }))
+            .await;
         let b = assert_error(r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
         assert!(b["fields"]["isbn"].is_string(), "{b}");
     }
@@ -388,7 +399,11 @@ async fn sign_ups_from_one_address_beyond_the_limit_are_429_with_retry_after() {
         app.register(&format!("r{i}@example.com"), "correct horse").await;
     }
     let r = app
-        .post("/api/v1/users", None, &json!({ "email": "r9@example.com", "password": "correct horse", "name": "x" }))
+        .post(
+            "/api/v1/users",
+            None,
+            &json!({ "email": "r9@example.com", "password": "correct horse", "name": "x" }),
+        )
         .await;
     assert_rate_limited(r).await;
 }
@@ -397,10 +412,17 @@ async fn sign_ups_from_one_address_beyond_the_limit_are_429_with_retry_after() {
 async fn logins_from_one_address_beyond_the_limit_are_429_even_for_different_emails() {
     let app = limited(4).await;
     for i in 0..4 {
-        let r = app.post("/api/v1/auth/login", None, &json!({ "email": format!("x{i}@e.co"), "password": "wrong-pass" })).await;
+        let r = app
+            .post(
+                "/api/v1/auth/login",
+                None,
+                &json!({ "email": format!("x{i}@e.co"), "password": "wrong-pass" }),
+            )
+            .await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     }
-    let r = app.post("/api/v1/auth/login", None, &json!({ "email": "y@e.co", "password": "wrong-pass" })).await;
+    let r =
+        app.post("/api/v1/auth/login", None, &json!({ "email": "y@e.co", "password": "wrong-pass" })).await;
     assert_rate_limited(r).await;
 }
 

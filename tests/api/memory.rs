@@ -69,7 +69,8 @@ async fn memory_stays_under_150_mb_through_failed_login_floods_and_concurrent_lo
         .expect("started within 60 s")
         .expect("stdout")
         .expect("a line");
-    let base = line.strip_prefix("nanum listening on ").and_then(|r| r.split_whitespace().next()).expect(&line);
+    let base =
+        line.strip_prefix("nanum listening on ").and_then(|r| r.split_whitespace().next()).expect(&line);
     let base = base.to_owned();
     let client = reqwest::Client::builder().timeout(Duration::from_secs(120)).build().expect("client");
     let started = Instant::now();
@@ -78,14 +79,23 @@ async fn memory_stays_under_150_mb_through_failed_login_floods_and_concurrent_lo
     let login = |email: String, password: &'static str| {
         let (client, url) = (client.clone(), format!("{base}/api/v1/auth/login"));
         async move {
-            client.post(url).json(&json!({ "email": email, "password": password })).send().await.expect("login").status()
+            client
+                .post(url)
+                .json(&json!({ "email": email, "password": password }))
+                .send()
+                .await
+                .expect("login")
+                .status()
         }
     };
     let flood = |emails: Vec<String>, expected: StatusCode| {
         let login = &login;
         async move {
             let statuses: Vec<_> =
-                futures::stream::iter(emails.into_iter().map(|e| login(e, "wrong-password"))).buffer_unordered(32).collect().await;
+                futures::stream::iter(emails.into_iter().map(|e| login(e, "wrong-password")))
+                    .buffer_unordered(32)
+                    .collect()
+                    .await;
             let wrong = statuses.iter().filter(|s| **s != expected).count();
             assert_eq!(wrong, 0, "expected every answer {expected}");
         }
