@@ -449,3 +449,27 @@ async fn the_test_and_benchmark_presets_switch_rate_limits_off() {
     let base = configuration::load_for("local", &[]).expect("settings");
     assert!(base.rate_limit.enabled, "on by default");
 }
+
+#[tokio::test]
+async fn item9_a_queued_request_reads_as_pending_and_its_key_is_bound_to_its_event() {
+    // An API-only instance with no worker: every application is queued and answers 202.
+    let Some(url) = strategies::contract::fresh_mariadb_url("hardening").await else { return };
+    let Some(kafka) = strategies::contract::test_kafka("hardening").await else { return };
+    let app = spawn_configured(&url, StrategyName::KafkaSinglePartition, |s| {
+        s.kafka = kafka;
+        s.kafka.reply_timeout_ms = 200;
+        s.instance.role = strategies::kafka::Role::Api;
+    })
+    .await;
+    let admin = app.admin_token().await;
+    let (first, second) = (app.open_event(&admin, 5).await, app.open_event(&admin, 5).await);
+    let (_, token) = app.reader().await;
+    let r = app.apply(first, &token, Some("queued-key")).await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let request_id = body(r).await["application_id"].as_str().expect("request id").to_owned();
+    let r = app.get(&format!("/api/v1/applications/{request_id}"), Some(&token)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(body(r).await["status"], "pending");
+    let r = app.apply(second, &token, Some("queued-key")).await;
+    assert_error(r, StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused").await;
+}
