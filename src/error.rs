@@ -1,6 +1,8 @@
 //! One error type for every endpoint; each variant says its status and code
 //! (after realworld-axum-sqlx). Bodies are `{"error", "message"}` (plus `fields` for
-//! validation); a 500 logs its cause and answers opaquely.
+//! validation); a 500 logs its cause and answers opaquely. Two codes come from below the
+//! app, in the same body shape: `bad_request` (400) and `headers_too_large` (431), which the
+//! HTTP codec answers itself before any route runs (the vendored actix-http patch).
 
 use std::collections::BTreeMap;
 
