@@ -9,7 +9,7 @@ use strategies::{
     kafka::{KafkaConfig, Role},
 };
 
-/// The development JWT secret of `config/base.toml`; production refuses to start with it.
+/// The development JWT secret of `config/base.toml`; refused off loopback (see [`Settings::check`]).
 pub const DEV_JWT_SECRET: &str = "dev-only-secret-change-me";
 /// The development admin password of `config/base.toml`; production refuses it too.
 pub const DEV_ADMIN_PASSWORD: &str = "admin-password";
@@ -36,6 +36,42 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// Catalogue search.
     pub search: SearchSettings,
+    /// Request rates per client IP and per user (`[rate_limit]`).
+    #[serde(default)]
+    pub rate_limit: RateLimitSettings,
+}
+
+/// `[rate_limit]`: requests per minute per key (a burst of that size, refilled evenly);
+/// 0 switches one limit off, `enabled = false` all of them. The benchmark tools switch them
+/// off, since thousands of readers from one address are what they measure.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RateLimitSettings {
+    /// Master switch.
+    pub enabled: bool,
+    /// `POST /auth/login` per client IP.
+    pub login_per_ip_per_minute: u32,
+    /// `POST /users` per client IP.
+    pub register_per_ip_per_minute: u32,
+    /// `POST /events/{id}/applications` per client IP.
+    pub apply_per_ip_per_minute: u32,
+    /// `POST /events/{id}/applications` per user.
+    pub apply_per_user_per_minute: u32,
+    /// Most keys (addresses, users, emails) one limiter remembers.
+    pub max_keys: usize,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            login_per_ip_per_minute: 60,
+            register_per_ip_per_minute: 20,
+            apply_per_ip_per_minute: 600,
+            apply_per_user_per_minute: 30,
+            max_keys: 100_000,
+        }
+    }
 }
 
 fn default_env() -> String {
@@ -125,7 +161,7 @@ pub struct AuthSettings {
     pub jwt_secret: Secret,
     /// Access-token lifetime.
     pub token_ttl_secs: u64,
-    /// Account created (or promoted) as admin at start-up.
+    /// Account created as admin at start-up when absent (never promoted from a reader).
     pub admin_email: String,
     /// Its password when it is first created.
     pub admin_password: Secret,
@@ -133,6 +169,12 @@ pub struct AuthSettings {
     pub login_max_failures: u32,
     /// Window of that count.
     pub login_window_secs: u64,
+    /// argon2 runs at once (each holds `argon2.memory_kib`); 0 = one per core.
+    #[serde(default)]
+    pub hash_concurrency: usize,
+    /// How long a login or sign-up waits for a hashing slot before 503 `overloaded`.
+    #[serde(default = "default_hash_max_wait_ms")]
+    pub hash_max_wait_ms: u64,
     /// argon2id cost.
     pub argon2: Argon2Settings,
 }
@@ -165,6 +207,10 @@ pub struct SearchSettings {
     pub batch_size: u64,
 }
 
+fn default_hash_max_wait_ms() -> u64 {
+    10_000
+}
+
 fn default_true() -> bool {
     true
 }
@@ -177,39 +223,52 @@ fn default_sync_batch() -> u64 {
     1000
 }
 
-/// The folder holding `base.toml`: `APP_CONFIG_DIR`, else `./config`, else the crate's own.
+/// The defaults, compiled in: the binary starts wherever it is copied, with no
+/// `config/` folder beside it; files and `APP__…` variables override them.
+const BUILT_IN_BASE: &str = include_str!("../config/base.toml");
+
+/// The environment files shipped in `config/`, compiled in for when the folder is absent.
+const BUILT_IN_ENVIRONMENTS: [(&str, &str); 3] = [
+    ("local", include_str!("../config/local.toml")),
+    ("test", include_str!("../config/test.toml")),
+    ("production", include_str!("../config/production.toml")),
+];
+
+/// The folder of the on-disk layers: `APP_CONFIG_DIR`, else `./config`.
 pub fn config_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("APP_CONFIG_DIR") {
-        return dir.into();
-    }
-    let local = PathBuf::from("config");
-    if local.join("base.toml").exists() {
-        return local;
-    }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config")
+    std::env::var("APP_CONFIG_DIR").map_or_else(|_| PathBuf::from("config"), PathBuf::from)
 }
 
 /// Loads the layers for `APP_ENV` (default `local`), applying `overrides` (key, value) last.
 ///
 /// # Errors
 ///
-/// A missing `base.toml`, a malformed file, or a value of the wrong type — the message
-/// names the key.
+/// A malformed file, or a value of the wrong type — the message names the key.
 pub fn load(overrides: &[(&str, String)]) -> Result<Settings, config::ConfigError> {
     let environment = std::env::var("APP_ENV").unwrap_or_else(|_| default_env());
     load_for(&environment, overrides)
 }
 
-/// As [`load`], for an explicit environment name.
+/// As [`load`], for an explicit environment name. Layers, later winning: the compiled-in
+/// `base.toml`, `<config dir>/base.toml` if present, `<config dir>/{environment}.toml` (or
+/// the compiled-in one of that name), `APP__SECTION__KEY` variables, `overrides`.
 ///
 /// # Errors
 ///
 /// See [`load`].
 pub fn load_for(environment: &str, overrides: &[(&str, String)]) -> Result<Settings, config::ConfigError> {
+    use config::{File, FileFormat};
     let dir = config_dir();
+    let env_file = dir.join(format!("{environment}.toml"));
     let mut builder = config::Config::builder()
-        .add_source(config::File::from(dir.join("base.toml")))
-        .add_source(config::File::from(dir.join(format!("{environment}.toml"))).required(false))
+        .add_source(File::from_str(BUILT_IN_BASE, FileFormat::Toml))
+        .add_source(File::from(dir.join("base.toml")).required(false));
+    let built_in = BUILT_IN_ENVIRONMENTS.iter().find(|(name, _)| *name == environment);
+    builder = match built_in {
+        Some((_, text)) if !env_file.exists() => builder.add_source(File::from_str(text, FileFormat::Toml)),
+        _ => builder.add_source(File::from(env_file).required(false)),
+    };
+    builder = builder
         .add_source(
             config::Environment::with_prefix("APP").prefix_separator("__").separator("__").try_parsing(true),
         )
@@ -220,6 +279,28 @@ pub fn load_for(environment: &str, overrides: &[(&str, String)]) -> Result<Setti
     builder.build()?.try_deserialize()
 }
 
+/// True for a host that only this machine can reach.
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Why `secret` cannot sign tokens that others can reach, if it cannot.
+fn weak_secret(secret: &str) -> Option<&'static str> {
+    if secret == DEV_JWT_SECRET {
+        Some("has its public development default")
+    } else if secret.len() < MIN_JWT_SECRET_LEN {
+        Some("is shorter than 32 bytes")
+    } else if secret.chars().all(|c| secret.starts_with(c)) {
+        Some("is one repeated character")
+    } else {
+        None
+    }
+}
+
+/// Shortest JWT secret accepted off loopback.
+pub const MIN_JWT_SECRET_LEN: usize = 32;
+
 impl Settings {
     /// Refuses settings that must never reach production.
     ///
@@ -227,11 +308,15 @@ impl Settings {
     ///
     /// One line naming the setting to change.
     pub fn check(&self) -> Result<(), String> {
-        if self.environment == "production" {
-            if self.auth.jwt_secret.expose() == DEV_JWT_SECRET || self.auth.jwt_secret.expose().len() < 32 {
-                return Err("auth.jwt_secret has its development default (or is shorter than 32 \
-                            bytes); set APP__AUTH__JWT_SECRET"
-                    .into());
+        // Anything reachable from another machine (or any production) must not accept tokens
+        // signed with a secret that is public or guessable, nor the public admin password.
+        if self.environment == "production" || !is_loopback(&self.server.host) {
+            if let Some(why) = weak_secret(self.auth.jwt_secret.expose()) {
+                return Err(format!(
+                    "auth.jwt_secret {why}; server.host = \"{}\" is reachable from other machines, so \
+                     set APP__AUTH__JWT_SECRET to 32 or more random bytes (or listen on 127.0.0.1)",
+                    self.server.host
+                ));
             }
             if self.auth.admin_password.expose() == DEV_ADMIN_PASSWORD {
                 return Err("auth.admin_password has its development default; set \

@@ -1,6 +1,8 @@
 //! One error type for every endpoint; each variant says its status and code
 //! (after realworld-axum-sqlx). Bodies are `{"error", "message"}` (plus `fields` for
-//! validation); a 500 logs its cause and answers opaquely.
+//! validation); a 500 logs its cause and answers opaquely. Two codes come from below the
+//! app, in the same body shape: `bad_request` (400) and `headers_too_large` (431), which the
+//! HTTP codec answers itself before any route runs (the vendored actix-http patch).
 
 use std::collections::BTreeMap;
 
@@ -53,12 +55,21 @@ pub enum ApiError {
     /// 422: the event has closed.
     #[error("the event closed at {0}")]
     EventClosed(String),
+    /// 422: an `Idempotency-Key` first used on another event (or endpoint).
+    #[error("this Idempotency-Key was already used for another request; use a new key")]
+    IdempotencyKeyReused,
+    /// 413: the request body is larger than the endpoint accepts.
+    #[error("{0}")]
+    PayloadTooLarge(String),
     /// 422: the search engine asked for does not run on this database.
     #[error("{0}")]
     EngineUnavailable(String),
     /// 429: too many attempts; retry after the given seconds.
     #[error("too many attempts; retry in {0} s")]
     RateLimited(u64),
+    /// 503: every password-hashing slot stayed busy; the request had no effect.
+    #[error("the server is busy; the request had no effect, please retry")]
+    Overloaded,
     /// 503: a backend is down (named when it is an outage, not when a lock wait ran out);
     /// the request had no effect. The cause is logged, not sent.
     #[error("a backend is unavailable; the request had no effect, please retry")]
@@ -88,6 +99,9 @@ impl ApiError {
             ApiError::EventNotOpen(_) => "event_not_open",
             ApiError::EventClosed(_) => "event_closed",
             ApiError::EngineUnavailable(_) => "engine_unavailable",
+            ApiError::IdempotencyKeyReused => "idempotency_key_reused",
+            ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::Overloaded => "overloaded",
             ApiError::RateLimited(_) => "rate_limited",
             ApiError::BackendUnavailable(..) => "backend_unavailable",
             ApiError::Contention => "contention",
@@ -119,9 +133,13 @@ impl ResponseError for ApiError {
             ApiError::Validation(_)
             | ApiError::EventNotOpen(_)
             | ApiError::EventClosed(_)
-            | ApiError::EngineUnavailable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            | ApiError::EngineUnavailable(_)
+            | ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::BackendUnavailable(..) | ApiError::Contention => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::BackendUnavailable(..) | ApiError::Contention | ApiError::Overloaded => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -141,7 +159,7 @@ impl ResponseError for ApiError {
             ApiError::RateLimited(secs) => {
                 response.insert_header(("Retry-After", secs.to_string()));
             }
-            ApiError::BackendUnavailable(..) | ApiError::Contention => {
+            ApiError::BackendUnavailable(..) | ApiError::Contention | ApiError::Overloaded => {
                 response.insert_header(("Retry-After", "1"));
             }
             _ => {}

@@ -10,7 +10,9 @@
 //! - [`routes`]: the HTTP contract of docs/API.md, one file per resource.
 //! - [`event_cache`]: events by id in memory (they never change once created).
 //! - [`error`]: [`error::ApiError`], one variant per status and error code.
-//! - [`auth`]: argon2id passwords, HS256 tokens, the `AuthUser` extractor, login throttle.
+//! - [`auth`]: argon2id passwords, HS256 tokens, the `AuthUser` extractor, admin bootstrap.
+//! - [`limits`]: abuse limits — rates per IP and per user, failed logins per email, the
+//!   bound on concurrent password hashes; all bounded in memory.
 //! - [`db`], [`migration`], [`entities`]: database access; the race tables themselves are
 //!   defined in the `strategies` crate, which also holds every concurrency strategy.
 //! - [`search`]: catalogue search — the tantivy index, the outbox that keeps it following
@@ -27,6 +29,7 @@ pub mod db;
 pub mod entities;
 pub mod error;
 pub mod event_cache;
+pub mod limits;
 pub mod migration;
 pub mod routes;
 pub mod search;

@@ -1,6 +1,6 @@
 //! Schema migrations, run at start-up. The race tables come from `strategies::schema` so
 //! there is one definition of each table; the search outbox and the FULLTEXT index that
-//! `engine=fulltext` measures are the last migration.
+//! `engine=fulltext` measures come next, then the record of requests that answered 202.
 
 use sea_orm_migration::prelude::*;
 
@@ -16,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(strategies::schema::Migration),
             Box::new(strategies::outcomes::Migration),
             Box::new(SearchOutbox),
+            Box::new(PendingRequests),
         ]
     }
 }
@@ -184,5 +185,48 @@ impl MigrationTrait for SearchOutbox {
             m.get_connection().execute_unprepared("DROP INDEX ft_books ON books").await?;
         }
         m.drop_table(Table::drop().table(Outbox::Table).to_owned()).await
+    }
+}
+
+#[derive(DeriveIden)]
+enum PendingRequestsTable {
+    #[sea_orm(iden = "pending_requests")]
+    Table,
+    RequestId,
+    EventId,
+    UserId,
+    CreatedAt,
+}
+
+/// `pending_requests`: every request id that answered 202 (queued for a Kafka consumer), so
+/// `GET /applications/{request id}` can tell a queued request from one never sent, and a
+/// reused `Idempotency-Key` can be traced to its event.
+struct PendingRequests;
+
+impl MigrationName for PendingRequests {
+    fn name(&self) -> &str {
+        "m20261126_000200_pending_requests"
+    }
+}
+
+#[allow(elided_lifetimes_in_paths)]
+#[async_trait::async_trait]
+impl MigrationTrait for PendingRequests {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table(PendingRequestsTable::Table)
+                .if_not_exists()
+                .col(ColumnDef::new(PendingRequestsTable::RequestId).string_len(100).not_null().primary_key())
+                .col(ColumnDef::new(PendingRequestsTable::EventId).big_integer().not_null())
+                .col(ColumnDef::new(PendingRequestsTable::UserId).big_integer().not_null())
+                .col(ColumnDef::new(PendingRequestsTable::CreatedAt).date_time().not_null())
+                .to_owned(),
+        )
+        .await
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.drop_table(Table::drop().table(PendingRequestsTable::Table).to_owned()).await
     }
 }

@@ -10,11 +10,12 @@ use sea_orm_migration::MigratorTrait;
 use strategies::{Backends, StrategyName, build_strategy, kafka::Placement, redis_pool};
 
 use crate::{
-    auth::{LoginThrottle, PasswordService, TokenService, bootstrap_admin},
+    auth::{PasswordService, TokenService, bootstrap_admin},
     breaker::{self, Breakers},
     configuration::Settings,
     db,
     event_cache::EventCache,
+    limits::{FailedLogins, HashGate, RateLimits},
     migration::Migrator,
     routes,
     search::{
@@ -41,7 +42,11 @@ impl Application {
         settings.check().map_err(anyhow::Error::msg)?;
         let db = db::connect(&settings.database).await.map_err(anyhow::Error::msg)?;
         Migrator::up(&db, None).await.map_err(|e| anyhow::anyhow!("database migration failed: {e}"))?;
-        let passwords = PasswordService::new(&settings.auth.argon2).map_err(anyhow::Error::msg)?;
+        let gate = HashGate::new(
+            settings.auth.hash_concurrency,
+            Duration::from_millis(settings.auth.hash_max_wait_ms),
+        );
+        let passwords = PasswordService::gated(&settings.auth.argon2, gate).map_err(anyhow::Error::msg)?;
         bootstrap_admin(&db, &settings.auth, &passwords)
             .await
             .map_err(|e| anyhow::anyhow!("creating the admin account failed: {e}"))?;
@@ -82,7 +87,12 @@ impl Application {
         let workers = settings.server.workers;
         let state = web::Data::new(AppState {
             tokens: TokenService::new(&settings.auth),
-            logins: LoginThrottle::new(&settings.auth),
+            logins: FailedLogins::new(
+                settings.auth.login_max_failures,
+                Duration::from_secs(settings.auth.login_window_secs),
+                settings.rate_limit.max_keys,
+            ),
+            limits: RateLimits::new(&settings.rate_limit),
             db,
             strategy,
             redis,

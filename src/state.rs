@@ -7,10 +7,11 @@ use sea_orm::DatabaseConnection;
 use strategies::ConcurrencyStrategy;
 
 use crate::{
-    auth::{LoginThrottle, PasswordService, TokenService},
+    auth::{PasswordService, TokenService},
     breaker::Breakers,
     configuration::Settings,
     event_cache::EventCache,
+    limits::{FailedLogins, RateLimits},
     search::SearchIndex,
 };
 
@@ -29,8 +30,10 @@ pub struct AppState {
     pub passwords: PasswordService,
     /// JWT.
     pub tokens: TokenService,
-    /// Failed-login counter.
-    pub logins: LoginThrottle,
+    /// Login attempts per email.
+    pub logins: FailedLogins,
+    /// Request rates per client IP and per user.
+    pub limits: RateLimits,
     /// The catalogue's search index (its sync task runs beside the server).
     pub search: Arc<SearchIndex>,
     /// Events by id (immutable once created).

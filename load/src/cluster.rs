@@ -119,6 +119,9 @@ async fn spawn(
     command
         .arg("serve")
         .env("APP__SEARCH__INDEX_DIR", &index_dir)
+        // Every process this crate starts is measured or raced by one client address:
+        // per-IP and per-user rate limits would measure themselves. `env` may turn them on.
+        .env("APP__RATE_LIMIT__ENABLED", "false")
         .envs(env.iter().map(|(k, v)| (k, v)))
         .env("APP__SERVER__PORT", "0")
         .env("APP__INSTANCE__INDEX", index.to_string())

@@ -52,7 +52,7 @@ pub struct Deployment {
 
 impl Deployment {
     /// Creates the fresh state and starts the processes: quiet logs (`RUST_LOG=warn`), no
-    /// login throttle, loopback only, one search sync task (instance 0), a JWT secret and
+    /// login throttle or rate limits, loopback only, one search sync task (instance 0), a JWT secret and
     /// admin password of its own.
     ///
     /// # Errors
@@ -76,8 +76,10 @@ impl Deployment {
             ("APP__AUTH__JWT_SECRET", secret.as_str()),
             ("APP__AUTH__ADMIN_EMAIL", admin_email),
             ("APP__AUTH__ADMIN_PASSWORD", password.as_str()),
-            // The only rate limit nanum has: failed logins per email. Off for measuring.
+            // Abuse limits off for measuring: failed logins per email, and the request rates
+            // per IP and per user (`Cluster::start` switches those off too).
             ("APP__AUTH__LOGIN_MAX_FAILURES", "1000000000"),
+            ("APP__RATE_LIMIT__ENABLED", "false"),
             ("RUST_LOG", "warn"),
         ]
         .into_iter()

@@ -3,11 +3,44 @@
 
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use chrono::Utc;
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Statement};
 use serde::Serialize;
 use serde_json::json;
 use strategies::{ApplyOutcome, ApplyRequest, outcomes, schema};
 
-use crate::{auth::AuthUser, error::ApiError, routes::events, state::AppState};
+use crate::{
+    auth::AuthUser,
+    error::ApiError,
+    limits::{RateLimits, client_key},
+    routes::events,
+    state::AppState,
+};
+
+/// Records a request id that answered 202 (a replay of it may record it again).
+async fn record_pending(db: &DatabaseConnection, request: &ApplyRequest) -> Result<(), DbErr> {
+    let backend = db.get_database_backend();
+    let insert = match backend {
+        sea_orm::DbBackend::Sqlite => "INSERT OR IGNORE INTO",
+        _ => "INSERT IGNORE INTO",
+    };
+    let sql =
+        format!("{insert} pending_requests (request_id, event_id, user_id, created_at) VALUES (?, ?, ?, ?)");
+    let values = vec![
+        request.request_id.as_str().into(),
+        request.event_id.into(),
+        request.user_id.into(),
+        Utc::now().naive_utc().into(),
+    ];
+    db.execute_raw(Statement::from_sql_and_values(backend, sql, values)).await.map(|_| ())
+}
+
+/// The event of a request id that answered 202, if one did.
+async fn pending_event(db: &DatabaseConnection, request_id: &str) -> Result<Option<i64>, DbErr> {
+    let backend = db.get_database_backend();
+    let sql = "SELECT event_id FROM pending_requests WHERE request_id = ?";
+    let row = db.query_one_raw(Statement::from_sql_and_values(backend, sql, vec![request_id.into()])).await?;
+    row.map(|r| r.try_get_by_index::<i64>(0)).transpose()
+}
 
 /// Longest accepted `Idempotency-Key`.
 const MAX_KEY_LEN: usize = 64;
@@ -97,6 +130,10 @@ pub(crate) async fn apply(
     id: web::Path<i64>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
+    RateLimits::check(state.limits.apply_per_user.as_ref(), &user.id)?;
+    if let Some(peer) = req.peer_addr() {
+        RateLimits::check(state.limits.apply_per_ip.as_ref(), &client_key(peer.ip()))?;
+    }
     let event = events::find(&state, id.into_inner()).await?;
     let now = Utc::now();
     if now < event.opens_at {
@@ -108,14 +145,20 @@ pub(crate) async fn apply(
     let (request_id, keyed) = request_id(&req, user.id)?;
     let strategy = state.strategy.name().as_str();
     if keyed {
+        // A key belongs to one event: its first use elsewhere is refused, never replayed.
+        let reused = || Err(ApiError::IdempotencyKeyReused);
         // A replay answers like the first request did.
         if let Some(app) = schema::application_by_request(&state.db, &request_id).await? {
-            return Ok(won(&app, strategy));
+            return if app.event_id == event.id { Ok(won(&app, strategy)) } else { reused() };
         }
-        match outcomes::result_of(&state.db, &request_id).await?.map(|r| r.outcome) {
-            Some(ApplyOutcome::SoldOut) => return Err(ApiError::SoldOut),
-            Some(ApplyOutcome::AlreadyApplied) => return Err(ApiError::AlreadyApplied),
+        match outcomes::result_of(&state.db, &request_id).await? {
+            Some(r) if r.event_id != event.id => return reused(),
+            Some(r) if r.outcome == ApplyOutcome::SoldOut => return Err(ApiError::SoldOut),
+            Some(r) if r.outcome == ApplyOutcome::AlreadyApplied => return Err(ApiError::AlreadyApplied),
             _ => {}
+        }
+        if pending_event(&state.db, &request_id).await?.is_some_and(|e| e != event.id) {
+            return reused();
         }
     }
     let request = ApplyRequest { event_id: event.id, user_id: user.id, request_id };
@@ -133,12 +176,15 @@ pub(crate) async fn apply(
         }
         ApplyOutcome::SoldOut => Err(ApiError::SoldOut),
         ApplyOutcome::AlreadyApplied => Err(ApiError::AlreadyApplied),
-        ApplyOutcome::Pending => Ok(HttpResponse::Accepted()
-            .insert_header(("Location", format!("/api/v1/applications/{}", request.request_id)))
-            .json(ApplicationBody {
-                strategy: Some(strategy),
-                ..ApplicationBody::request(&request.request_id, user.id, "pending")
-            })),
+        ApplyOutcome::Pending => {
+            record_pending(&state.db, &request).await?;
+            Ok(HttpResponse::Accepted()
+                .insert_header(("Location", format!("/api/v1/applications/{}", request.request_id)))
+                .json(ApplicationBody {
+                    strategy: Some(strategy),
+                    ..ApplicationBody::request(&request.request_id, user.id, "pending")
+                }))
+        }
         other => Err(ApiError::internal(anyhow::anyhow!("unexpected outcome {other:?}"))),
     }
 }
@@ -148,13 +194,23 @@ fn owner_of(request_id: &str) -> Option<i64> {
     request_id.strip_prefix('u')?.split_once(':')?.0.parse().ok()
 }
 
-/// `GET /applications/{request id}`: a request that answered 202 settles here — `won`
-/// (with its application id), `sold_out`, `already_applied`, or still `pending`.
-async fn by_request(state: &AppState, user: &AuthUser, request_id: &str) -> Result<HttpResponse, ApiError> {
-    let owner = owner_of(request_id).ok_or(ApiError::NotFound("application"))?;
-    if owner != user.id && !user.is_admin() {
+/// The caller may read `owner`'s applications: the owner, or a (confirmed) admin.
+async fn may_read(state: &AppState, user: &AuthUser, owner: i64) -> Result<(), ApiError> {
+    if owner == user.id {
+        return Ok(());
+    }
+    if !user.is_admin() {
         return Err(ApiError::Forbidden("this application belongs to another reader"));
     }
+    user.require_admin(&state.db).await
+}
+
+/// `GET /applications/{request id}`: a request that answered 202 settles here — `won`
+/// (with its application id), `sold_out`, `already_applied`, or still `pending`; a request
+/// id that was never queued nor answered is 404.
+async fn by_request(state: &AppState, user: &AuthUser, request_id: &str) -> Result<HttpResponse, ApiError> {
+    let owner = owner_of(request_id).ok_or(ApiError::NotFound("application"))?;
+    may_read(state, user, owner).await?;
     if let Some(app) = schema::application_by_request(&state.db, request_id).await? {
         return Ok(HttpResponse::Ok()
             .json(ApplicationBody { request_id: Some(request_id), ..ApplicationBody::stored(&app) }));
@@ -164,7 +220,10 @@ async fn by_request(state: &AppState, user: &AuthUser, request_id: &str) -> Resu
             event_id: Some(done.event_id),
             ..ApplicationBody::request(request_id, done.user_id, done.outcome.as_str())
         },
-        None => ApplicationBody::request(request_id, owner, "pending"),
+        None if pending_event(&state.db, request_id).await?.is_some() => {
+            ApplicationBody::request(request_id, owner, "pending")
+        }
+        None => return Err(ApiError::NotFound("application")),
     };
     Ok(HttpResponse::Ok().json(body))
 }
@@ -180,9 +239,7 @@ pub(crate) async fn get(
         return by_request(&state, &user, &id).await;
     };
     let app = schema::application(&state.db, id).await?.ok_or(ApiError::NotFound("application"))?;
-    if app.user_id != user.id && !user.is_admin() {
-        return Err(ApiError::Forbidden("this application belongs to another reader"));
-    }
+    may_read(&state, &user, app.user_id).await?;
     Ok(HttpResponse::Ok().json(ApplicationBody::stored(&app)))
 }
 
@@ -193,7 +250,7 @@ pub(crate) async fn list_for_event(
     user: AuthUser,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    user.require_admin()?;
+    user.require_admin(&state.db).await?;
     let event = events::find(&state, id.into_inner()).await?;
     let winners = schema::winners(&state.db, event.id).await?;
     let items: Vec<_> = winners

@@ -50,16 +50,16 @@ fn check_len(fields: &mut FieldErrors, name: &'static str, value: Option<&str>, 
 
 /// Digits of an ISBN-10/13 (hyphens and spaces dropped), or `None` when it is not one.
 fn normalise_isbn(raw: &str) -> Option<String> {
-    let digits: String = raw.chars().filter(|c| !matches!(c, '-' | ' ')).collect();
-    let ok = match digits.len() {
-        10 => {
-            digits[..9].chars().all(|c| c.is_ascii_digit())
-                && digits[9..].chars().all(|c| c.is_ascii_digit() || c == 'X')
+    let digits: Vec<char> = raw.chars().filter(|c| !matches!(c, '-' | ' ')).collect();
+    // By characters, not bytes: a multi-byte character must not be cut.
+    let ok = match digits.as_slice() {
+        [body @ .., check] if digits.len() == 10 => {
+            body.iter().all(char::is_ascii_digit) && (check.is_ascii_digit() || *check == 'X')
         }
-        13 => digits.chars().all(|c| c.is_ascii_digit()),
+        all if all.len() == 13 => all.iter().all(char::is_ascii_digit),
         _ => false,
     };
-    ok.then_some(digits)
+    ok.then(|| digits.into_iter().collect())
 }
 
 impl BookFields {
@@ -118,7 +118,7 @@ pub(crate) async fn create(
     user: AuthUser,
     body: web::Json<BookFields>,
 ) -> Result<HttpResponse, ApiError> {
-    user.require_admin()?;
+    user.require_admin(&state.db).await?;
     let fields = body.into_inner();
     fields.validate(true)?;
     let now = chrono::Utc::now();
@@ -161,7 +161,7 @@ pub(crate) async fn update(
     id: web::Path<i64>,
     body: web::Json<BookFields>,
 ) -> Result<HttpResponse, ApiError> {
-    user.require_admin()?;
+    user.require_admin(&state.db).await?;
     let fields = body.into_inner();
     fields.validate(false)?;
     let mut model: book::ActiveModel = find(&state, id.into_inner()).await?.into();
@@ -179,7 +179,7 @@ pub(crate) async fn delete(
     user: AuthUser,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    user.require_admin()?;
+    user.require_admin(&state.db).await?;
     let id = id.into_inner();
     let write = BookWrite::begin(&state).await?;
     let result = book::Entity::delete_by_id(id).exec(&write.tx).await.map_err(|e| {

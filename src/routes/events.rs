@@ -87,7 +87,7 @@ pub(crate) async fn create(
     user: AuthUser,
     json: web::Json<NewEvent>,
 ) -> Result<HttpResponse, ApiError> {
-    user.require_admin()?;
+    user.require_admin(&state.db).await?;
     let new = json.into_inner();
     let mut fields = FieldErrors::new();
     let title_len = new.title.trim().chars().count();

@@ -47,6 +47,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 fn json_error(err: JsonPayloadError) -> ApiError {
     match err {
+        JsonPayloadError::Overflow { limit } | JsonPayloadError::OverflowKnownLength { limit, .. } => {
+            ApiError::PayloadTooLarge(format!("the request body is larger than {limit} bytes"))
+        }
         // Well-formed JSON whose values do not fit (wrong type, missing field): 422.
         JsonPayloadError::Deserialize(e) if e.is_data() => ApiError::field("body", e.to_string()),
         other => ApiError::InvalidJson(format!("the request body is not valid JSON: {other}")),
@@ -68,9 +71,12 @@ pub(crate) struct PageQuery {
 
 /// Largest page size accepted.
 pub(crate) const MAX_PAGE_SIZE: u64 = 100;
+/// Deepest row a page may reach (page × size), as search bounds it: the offset must fit the
+/// database's integer, and deep offsets cost a scan anyway.
+pub(crate) const MAX_WINDOW: u64 = 10_000;
 
 impl PageQuery {
-    /// (page ≥ 1, 1 ≤ size ≤ 100), or 400 `invalid_query`.
+    /// (page ≥ 1, 1 ≤ size ≤ 100, page × size ≤ 10,000), or 400 `invalid_query`.
     pub(crate) fn bounds(&self) -> Result<(u64, u64), ApiError> {
         let page = self.page.unwrap_or(1);
         let size = self.size.unwrap_or(20);
@@ -79,6 +85,9 @@ impl PageQuery {
         }
         if size == 0 || size > MAX_PAGE_SIZE {
             return Err(ApiError::InvalidQuery(format!("size must be between 1 and {MAX_PAGE_SIZE}")));
+        }
+        if page.saturating_mul(size) > MAX_WINDOW {
+            return Err(ApiError::InvalidQuery(format!("page × size must not exceed {MAX_WINDOW}")));
         }
         Ok((page, size))
     }

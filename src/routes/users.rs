@@ -1,6 +1,6 @@
 //! `POST /users` (sign up) and `POST /auth/login`.
 
-use actix_web::{HttpResponse, post, web};
+use actix_web::{HttpRequest, HttpResponse, post, web};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use serde::Deserialize;
 use serde_json::json;
@@ -9,8 +9,26 @@ use crate::{
     auth::ROLE_READER,
     entities::user,
     error::{ApiError, FieldErrors, on_unique},
+    limits::{RateLimits, client_key},
     state::AppState,
 };
+
+/// Longest email accepted (RFC 5321's path limit).
+const MAX_EMAIL_LEN: usize = 254;
+/// Longest password accepted, in characters.
+const MAX_PASSWORD_CHARS: usize = 128;
+
+/// Counts a request of this client against `limit` (the peer address: nanum does not trust
+/// forwarding headers).
+fn per_ip(
+    req: &HttpRequest,
+    limit: Option<&crate::limits::KeyedLimit<std::net::IpAddr>>,
+) -> Result<(), ApiError> {
+    match req.peer_addr() {
+        Some(peer) => RateLimits::check(limit, &client_key(peer.ip())),
+        None => Ok(()),
+    }
+}
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct NewUser {
@@ -22,7 +40,7 @@ pub(crate) struct NewUser {
 fn validate(new: &NewUser) -> Result<(), ApiError> {
     let mut fields = FieldErrors::new();
     let email = new.email.trim();
-    let valid_email = email.len() <= 254
+    let valid_email = email.len() <= MAX_EMAIL_LEN
         && email.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
         })
@@ -31,8 +49,8 @@ fn validate(new: &NewUser) -> Result<(), ApiError> {
         fields.insert("email", "must be an email address".into());
     }
     let chars = new.password.chars().count();
-    if !(8..=128).contains(&chars) {
-        fields.insert("password", "must be 8 to 128 characters".into());
+    if !(8..=MAX_PASSWORD_CHARS).contains(&chars) {
+        fields.insert("password", format!("must be 8 to {MAX_PASSWORD_CHARS} characters"));
     }
     let name = new.name.trim().chars().count();
     if !(1..=100).contains(&name) {
@@ -45,8 +63,10 @@ fn validate(new: &NewUser) -> Result<(), ApiError> {
 #[post("/users")]
 pub(crate) async fn register(
     state: web::Data<AppState>,
+    req: HttpRequest,
     body: web::Json<NewUser>,
 ) -> Result<HttpResponse, ApiError> {
+    per_ip(&req, state.limits.register_per_ip.as_ref())?;
     let new = body.into_inner();
     validate(&new)?;
     let email = new.email.trim().to_lowercase();
@@ -71,23 +91,35 @@ pub(crate) struct Credentials {
     password: String,
 }
 
-/// 200 `{access_token, token_type, expires_in}`; 401 on wrong credentials; 429 after too
-/// many failures for one email.
+/// 200 `{access_token, token_type, expires_in}`; 401 on wrong credentials; 422 for an
+/// email or password longer than sign-up accepts; 429 after too many attempts for one email
+/// or from one address.
 #[post("/auth/login")]
 pub(crate) async fn login(
     state: web::Data<AppState>,
+    req: HttpRequest,
     body: web::Json<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
+    per_ip(&req, state.limits.login_per_ip.as_ref())?;
     let Credentials { email, password } = body.into_inner();
     let email = email.trim().to_lowercase();
-    state.logins.check(&email)?;
+    // No account can have a longer one, and the limits below must not store it.
+    let mut fields = FieldErrors::new();
+    if email.len() > MAX_EMAIL_LEN {
+        fields.insert("email", format!("must be at most {MAX_EMAIL_LEN} bytes"));
+    }
+    if password.chars().count() > MAX_PASSWORD_CHARS {
+        fields.insert("password", format!("must be at most {MAX_PASSWORD_CHARS} characters"));
+    }
+    if !fields.is_empty() {
+        return Err(ApiError::Validation(fields));
+    }
+    // Counted before the password is checked: concurrent guesses cannot all slip through.
+    state.logins.attempt(&email)?;
     let found = user::Entity::find().filter(user::Column::Email.eq(&email)).one(&state.db).await?;
-    let verified = match &found {
-        Some(u) => state.passwords.verify(u.password_hash.clone(), password).await?,
-        None => false,
-    };
+    // An unknown email is checked against a dummy hash: both answers take as long.
+    let verified = state.passwords.verify(found.as_ref().map(|u| u.password_hash.clone()), password).await?;
     let Some(user) = found.filter(|_| verified) else {
-        state.logins.failed(&email);
         return Err(ApiError::Unauthorized("wrong email or password"));
     };
     state.logins.succeeded(&email);

@@ -101,6 +101,11 @@ impl SearchRequest {
         if q.chars().count() > MAX_QUERY_CHARS {
             return invalid(format!("q is longer than {MAX_QUERY_CHARS} characters"));
         }
+        // SQLite cuts a LIKE pattern at NUL (matching every book); no control character
+        // belongs in a search.
+        if q.chars().any(char::is_control) {
+            return invalid("q must not contain control characters".into());
+        }
         if q.chars().filter(|&c| c == '"').count() % 2 == 1 {
             return invalid("q has an unbalanced quote".into());
         }
@@ -292,22 +297,42 @@ fn mark(book: &book::Model, words: &[&str], all_fields: bool) -> Option<Highligh
     }
     for (field, text) in fields {
         let Some(text) = text else { continue };
-        let lower = text.to_lowercase();
-        // Lowercasing kept byte offsets (true for ASCII and Hangul), so they cut `text`.
-        if lower.len() != text.len() {
-            continue;
-        }
         for word in words {
-            let word = word.to_lowercase();
-            if let Some(at) = lower.find(&word) {
-                let (before, rest) = text.split_at(at);
-                let (hit, after) = rest.split_at(word.len());
-                let snippet = format!("{}<b>{}</b>{}", escape(before), escape(hit), escape(after));
+            if let Some((start, end)) = find_caseless(text, word) {
+                let snippet = format!(
+                    "{}<b>{}</b>{}",
+                    escape(&text[..start]),
+                    escape(&text[start..end]),
+                    escape(&text[end..])
+                );
                 return Some(Highlight { field, snippet });
             }
         }
     }
     None
+}
+
+/// Byte range in `text` of the first case-insensitive occurrence of `word`. Lowercasing may
+/// change a character's length (Ω 3 → ω 2 bytes, Ⱥ 2 → ⱥ 3, İ → i̇ two characters), so
+/// the match is found in the lowercased text and mapped back, character by character, to
+/// the original's boundaries; no byte offset crosses the case mapping.
+fn find_caseless(text: &str, word: &str) -> Option<(usize, usize)> {
+    let needle = word.to_lowercase();
+    if needle.is_empty() {
+        return None;
+    }
+    let mut lower = String::with_capacity(text.len());
+    // For each byte of `lower`: the original character's (start, end).
+    let mut origin = Vec::with_capacity(text.len());
+    for (start, c) in text.char_indices() {
+        let before = lower.len();
+        lower.extend(c.to_lowercase());
+        origin.extend(std::iter::repeat_n((start, start + c.len_utf8()), lower.len() - before));
+    }
+    let at = lower.find(&needle)?;
+    let (start, _) = *origin.get(at)?;
+    let (_, end) = *origin.get(at + needle.len() - 1)?;
+    Some((start, end))
 }
 
 fn escape(text: &str) -> String {
@@ -333,6 +358,21 @@ mod tests {
             assert!(SearchRequest::new(q, page, size).is_err(), "{q:?} {page} {size}");
         }
         assert!(SearchRequest::new(&"가".repeat(MAX_QUERY_CHARS + 1), 1, 20).is_err());
+    }
+
+    #[test]
+    fn highlights_survive_case_mappings_that_change_length() {
+        // Ω (3 bytes) lowercases to ω (2), Ⱥ (2) to ⱥ (3), İ (2) to i̇ (3, two characters).
+        for (text, word, hit) in [
+            ("\u{2126}abc \u{023a}", "abc", "abc"),
+            ("\u{023a}\u{023a}abc", "ABC", "abc"),
+            ("İx Ⱥbc", "ⱥB", "Ⱥb"),
+        ] {
+            let (start, end) = find_caseless(text, word).expect("found");
+            assert_eq!(&text[start..end], hit, "{text:?} {word:?}");
+        }
+        assert_eq!(find_caseless("İ", "i"), Some((0, 2)), "a match inside one character takes all of it");
+        assert!(find_caseless("abc", "x").is_none());
     }
 
     #[test]

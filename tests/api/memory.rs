@@ -1,0 +1,130 @@
+//! Issue 10, acceptance 4: memory stays bounded under abuse. The real binary (its own
+//! process, so its resident set is its own) at the production argon2 cost takes 10,000 failed
+//! logins with distinct 1 KB emails, failed logins with distinct emails of the longest
+//! accepted length, and 100 concurrent logins; its peak resident set (`VmHWM`) must stay
+//! under 150 MB.
+
+use std::{
+    path::Path,
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use futures::StreamExt;
+use reqwest::StatusCode;
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+const LIMIT_MB: f64 = 150.0;
+const LONG_EMAILS: usize = 10_000;
+/// Each costs one argon2 run (a dummy hash) at the production cost, ~0.2 s in a debug build
+/// on this 2-core machine: sized so the test stays under a minute. (The counter's own bound
+/// is shown with 10,000 keys by the unit tests in `src/limits.rs`.)
+const VALID_EMAILS: usize = 200;
+const CONCURRENT: usize = 100;
+
+/// `VmRSS` and `VmHWM` (peak) of `pid` in MB.
+fn resident_mb(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_stays_under_150_mb_through_failed_login_floods_and_concurrent_logins() {
+    let dir = std::env::temp_dir().join(format!("nanum-memory-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let mut child = tokio::process::Command::new(Path::new(env!("CARGO_BIN_EXE_nanum")))
+        .arg("serve")
+        .env("APP_ENV", "test")
+        .env("APP_CONFIG_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/config"))
+        .env("APP__DATABASE__URL", format!("sqlite://{}?mode=rwc", dir.join("n.db").display()))
+        .env("APP__SEARCH__INDEX_DIR", dir.join("index"))
+        .env("APP__SERVER__PORT", "0")
+        // The production cost: what an unbounded number of concurrent hashes would multiply.
+        .env("APP__AUTH__ARGON2__MEMORY_KIB", "19456")
+        .env("APP__AUTH__ARGON2__ITERATIONS", "2")
+        // Per-IP limits off: one test client stands for many attackers' addresses, so every
+        // email reaches the failed-login counter.
+        .env("APP__RATE_LIMIT__ENABLED", "false")
+        // Long enough that all 100 concurrent logins are hashed, one slot after another.
+        .env("APP__AUTH__HASH_MAX_WAIT_MS", "60000")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn nanum");
+    let pid = child.id().expect("pid");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("started within 60 s")
+        .expect("stdout")
+        .expect("a line");
+    let base =
+        line.strip_prefix("nanum listening on ").and_then(|r| r.split_whitespace().next()).expect(&line);
+    let base = base.to_owned();
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(120)).build().expect("client");
+    let started = Instant::now();
+    let (idle, _) = resident_mb(pid);
+
+    let login = |email: String, password: &'static str| {
+        let (client, url) = (client.clone(), format!("{base}/api/v1/auth/login"));
+        async move {
+            client
+                .post(url)
+                .json(&json!({ "email": email, "password": password }))
+                .send()
+                .await
+                .expect("login")
+                .status()
+        }
+    };
+    let flood = |emails: Vec<String>, expected: StatusCode| {
+        let login = &login;
+        async move {
+            let statuses: Vec<_> =
+                futures::stream::iter(emails.into_iter().map(|e| login(e, "wrong-password")))
+                    .buffer_unordered(32)
+                    .collect()
+                    .await;
+            let wrong = statuses.iter().filter(|s| **s != expected).count();
+            assert_eq!(wrong, 0, "expected every answer {expected}");
+        }
+    };
+
+    // 10,000 distinct 1 KB emails: refused by length (422) before anything is stored.
+    let long: Vec<_> = (0..LONG_EMAILS).map(|i| format!("{i:08}{}@example.com", "x".repeat(1000))).collect();
+    flood(long, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let (after_long, _) = resident_mb(pid);
+
+    // Distinct emails of the longest accepted length: each is remembered by the counter.
+    let valid: Vec<_> = (0..VALID_EMAILS).map(|i| format!("{i:08}{}@example.com", "y".repeat(230))).collect();
+    flood(valid, StatusCode::UNAUTHORIZED).await;
+    let (after_valid, _) = resident_mb(pid);
+
+    // 100 concurrent logins of distinct unknown emails: each is an argon2 run of 19 MiB (the
+    // dummy hash), which nothing but the hashing slots keeps from running all at once.
+    let together = (0..CONCURRENT).map(|i| login(format!("crowd{i}@example.com"), "wrong-password"));
+    let statuses = futures::future::join_all(together).await;
+    assert!(statuses.iter().all(|s| *s == StatusCode::UNAUTHORIZED), "{statuses:?}");
+
+    let (rss, peak) = resident_mb(pid);
+    let _ = child.start_kill();
+    let _ = std::fs::remove_dir_all(&dir);
+    println!(
+        "resident MB: idle {idle:.1}, after {LONG_EMAILS} 1 KB-email logins {after_long:.1}, after {VALID_EMAILS} \
+         valid-email failures {after_valid:.1}, after {CONCURRENT} concurrent logins {rss:.1}; peak {peak:.1} \
+         (limit {LIMIT_MB}); {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(peak < LIMIT_MB, "peak resident {peak:.1} MB ≥ {LIMIT_MB} MB");
+}
