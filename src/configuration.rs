@@ -36,6 +36,9 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// Catalogue search.
     pub search: SearchSettings,
+    /// Log format.
+    #[serde(default)]
+    pub log: crate::logging::LogSettings,
 }
 
 fn default_env() -> String {

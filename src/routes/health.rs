@@ -7,12 +7,25 @@ use serde_json::json;
 use crate::{db::backend_name, state::AppState};
 
 /// 200 while the process runs.
+#[utoipa::path(
+    operation_id = "live",
+    tag = "operations",
+    responses((status = 200, description = "The process runs", body = crate::routes::openapi::Live))
+)]
 #[get("/health/live")]
 pub(crate) async fn live() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
 /// 200 when every configured backend answers, 503 (with the failing one marked) otherwise.
+#[utoipa::path(
+    operation_id = "ready",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Every entry is `ok`", body = crate::routes::openapi::Readiness),
+        (status = 503, description = "The failing entries are `unavailable`", body = crate::routes::openapi::Readiness),
+    )
+)]
 #[get("/health/ready")]
 pub(crate) async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let database = match state.db.execute_unprepared("SELECT 1").await {
@@ -51,6 +64,11 @@ pub(crate) async fn ready(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// Which strategy and backends this instance runs.
+#[utoipa::path(
+    operation_id = "strategy",
+    tag = "operations",
+    responses((status = 200, description = "This instance", body = crate::routes::openapi::StrategyInfo))
+)]
 #[get("/strategy")]
 pub(crate) async fn strategy(state: web::Data<AppState>) -> HttpResponse {
     let s = &state.settings;

@@ -4,6 +4,7 @@ use actix_web::{HttpResponse, post, web};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use serde::Deserialize;
 use serde_json::json;
+use utoipa::ToSchema;
 
 use crate::{
     auth::ROLE_READER,
@@ -12,10 +13,17 @@ use crate::{
     state::AppState,
 };
 
-#[derive(Debug, Deserialize)]
+/// A sign-up.
+#[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct NewUser {
+    /// Trimmed and lower-cased; at most 254 characters.
+    #[schema(max_length = 254)]
     email: String,
+    /// 8–128 characters.
+    #[schema(min_length = 8, max_length = 128)]
     password: String,
+    /// 1–100 characters after trimming.
+    #[schema(min_length = 1, max_length = 100)]
     name: String,
 }
 
@@ -42,6 +50,11 @@ fn validate(new: &NewUser) -> Result<(), ApiError> {
 }
 
 /// 201 `{id, email, name}`; 409 `email_taken`; 422 `validation_failed`.
+#[utoipa::path(
+    operation_id = "register",
+    tag = "users",
+    responses((status = 201, description = "Signed up (a reader)", body = crate::routes::openapi::UserCreated))
+)]
 #[post("/users")]
 pub(crate) async fn register(
     state: web::Data<AppState>,
@@ -65,7 +78,8 @@ pub(crate) async fn register(
     Ok(HttpResponse::Created().json(json!({ "id": model.id, "email": model.email, "name": model.name })))
 }
 
-#[derive(Debug, Deserialize)]
+/// Login credentials.
+#[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct Credentials {
     email: String,
     password: String,
@@ -73,6 +87,11 @@ pub(crate) struct Credentials {
 
 /// 200 `{access_token, token_type, expires_in}`; 401 on wrong credentials; 429 after too
 /// many failures for one email.
+#[utoipa::path(
+    operation_id = "login",
+    tag = "users",
+    responses((status = 200, description = "A bearer token", body = crate::routes::openapi::Token))
+)]
 #[post("/auth/login")]
 pub(crate) async fn login(
     state: web::Data<AppState>,
