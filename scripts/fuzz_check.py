@@ -8,15 +8,18 @@ answers of the access log account for: a rejected request must change nothing.
 usage: fuzz_check.py NANUM_BINARY VENV_BIN_DIR
 """
 
+import base64
 import collections
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 
@@ -57,11 +60,12 @@ def call(base, method, path, body=None, token=None):
 def snapshot(db):
     with sqlite3.connect(db) as conn:
         count = lambda table: conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+        ids = lambda table: {row[0] for row in conn.execute(f"SELECT id FROM {table}")}
         return {
-            "users": count("users"),
-            "books": count("books"),
-            "events": count("events"),
-            "applications": count("applications"),
+            "users": ids("users"),
+            "books": ids("books"),
+            "events": ids("events"),
+            "applications": ids("applications"),
             "book_rows": {row[0]: row for row in conn.execute("SELECT * FROM books")},
             "stock": dict(conn.execute("SELECT event_id, remaining FROM event_stock")),
             "quantity": dict(conn.execute("SELECT id, quantity FROM events")),
@@ -69,22 +73,70 @@ def snapshot(db):
         }
 
 
-def access_counts(log_path):
-    """(method, route, status) → count, from the JSON access lines."""
+# Crashes the hardening branch is fixing (issue 10): reported as such, still failures.
+KNOWN = [
+    ("normalise_isbn", "ISBN slicing on a multi-byte character (books.rs)"),
+    ("src/routes/books.rs", "ISBN slicing on a multi-byte character (books.rs)"),
+    ("src/search/", "search: highlighter case-mapping / query handling"),
+    ("overflow", "page × size overflow"),
+]
+
+
+def read_log(log_path):
+    """(access counts by (method, route, status), panics, other problems) of the log."""
     counts = collections.Counter()
-    with open(log_path, encoding="utf-8") as log:
+    panics, problems = [], []
+    with open(log_path, encoding="utf-8", errors="replace") as log:
         for line in log:
             try:
                 entry = json.loads(line)
             except json.JSONDecodeError:
-                fail(f"a log line is not JSON: {line.strip()[:200]}")
+                entry = None
+            if not isinstance(entry, dict):
+                problems.append(f"a log line is not JSON: {line.strip()[:200]}")
                 continue
-            if entry.get("level") == "ERROR":
-                fail(f"error logged: {line.strip()[:400]}")
+            fields = entry.get("fields", {})
+            if entry.get("target") == "nanum::panic":
+                panics.append(fields.get("panic", "").replace("\n", " ")[:400])
+            elif entry.get("level") == "ERROR" and str(entry.get("target", "")).startswith("nanum"):
+                problems.append(f"error logged: {line.strip()[:400]}")
             if entry.get("target") == "nanum::access":
-                f = entry["fields"]
-                counts[(f["method"], f["route"], f["status"])] += 1
-    return counts
+                counts[(fields["method"], fields["route"], fields["status"])] += 1
+    return counts, panics, problems
+
+
+def access_counts(log_path):
+    return read_log(log_path)[0]
+
+
+def created_ids(har_paths):
+    """What the 2xx answers say was created or deleted, from schemathesis' HAR records:
+    {"users": created ids, …, "deleted_books": ids}."""
+    created = collections.defaultdict(set)
+    routes = [
+        ("POST", re.compile(r"/api/v1/users$"), 201, "users", "id"),
+        ("POST", re.compile(r"/api/v1/books$"), 201, "books", "id"),
+        ("POST", re.compile(r"/api/v1/events$"), 201, "events", "id"),
+        ("POST", re.compile(r"/api/v1/events/[^/]+/applications$"), 201, "applications", "application_id"),
+    ]
+    for path in har_paths:
+        with open(path, encoding="utf-8") as f:
+            entries = json.load(f)["log"]["entries"]
+        for entry in entries:
+            request, response = entry["request"], entry["response"]
+            url = urllib.parse.urlsplit(request["url"]).path
+            status = response["status"]
+            if request["method"] == "DELETE" and status == 204:
+                match = re.fullmatch(r"/api/v1/books/(\d+)", url)
+                if match:
+                    created["deleted_books"].add(int(match.group(1)))
+            for method, pattern, ok, table, key in routes:
+                if request["method"] == method and status == ok and pattern.search(url):
+                    text = response.get("content", {}).get("text") or "null"
+                    if response.get("content", {}).get("encoding") == "base64":
+                        text = base64.b64decode(text).decode()
+                    created[table].add(json.loads(text)[key])
+    return created
 
 
 def main():
@@ -98,6 +150,7 @@ def main():
         APP_ENV="test",
         RUST_LOG="info,sqlx=warn",
         APP__LOG__FORMAT="json",
+        RUST_BACKTRACE="0",
         APP__DATABASE__URL=f"sqlite://{db}?mode=rwc",
         APP__SEARCH__INDEX_DIR=os.path.join(work, "index"),
         APP__SERVER__PORT="0",
@@ -154,8 +207,10 @@ def run(base, db, log_path, venv_bin, admin_password, server):
 
     before = snapshot(db)
     counts_before = access_counts(log_path)
+    har_paths = []
     for who, token, share in [("admin", admin, 0.6), ("reader", reader, 0.4)]:
         budget = max(5, int(SECONDS * share))
+        har_paths.append(os.path.join(os.path.dirname(log_path), f"{who}.har"))
         command = [
             os.path.join(venv_bin, "schemathesis"),
             "run",
@@ -168,8 +223,10 @@ def run(base, db, log_path, venv_bin, admin_password, server):
             CHECKS,
             "--max-time",
             str(budget),
+            # One worker: hypothesis' lambda-description cache is not thread-safe on
+            # Python 3.11 ("AST constructor recursion depth mismatch" runtime errors).
             "--workers",
-            "2",
+            "1",
             "--request-timeout",
             "20",
             "--suppress-health-check",
@@ -177,6 +234,10 @@ def run(base, db, log_path, venv_bin, admin_password, server):
             "--continue-on-failure",
             "--warnings",
             "off",
+            "--report",
+            "har",
+            "--report-har-path",
+            har_paths[-1],
         ]
         print(f"\n--- schemathesis as {who}, {budget} s ---", flush=True)
         # Hard stop well past the budget: a hung run is a failure, not a stuck CI.
@@ -191,7 +252,14 @@ def run(base, db, log_path, venv_bin, admin_password, server):
             return
 
     after = snapshot(db)
-    counts = access_counts(log_path) - counts_before
+    all_counts, panics, problems = read_log(log_path)
+    counts = all_counts - counts_before
+    for message in sorted(set(panics)):
+        known = next((what for key, what in KNOWN if key in message), None)
+        note = f" [known, fixed on branch hardening: {known}]" if known else ""
+        fail(f"the server panicked ({panics.count(message)}×): {message}{note}")
+    for problem in problems[:10]:
+        fail(problem)
     print(f"\n{sum(counts.values())} requests answered")
     for (method, route, status), n in sorted(counts.items(), key=lambda kv: -kv[1])[:40]:
         print(f"  {n:6d}  {status}  {method} {route}")
@@ -200,17 +268,21 @@ def run(base, db, log_path, venv_bin, admin_password, server):
         fail(f"5xx answers: {server_errors}")
 
     ok = lambda method, route, status: counts[(method, route, status)]
-    expected = {
-        "users": ok("POST", "/api/v1/users", 201),
-        "books": ok("POST", "/api/v1/books", 201) - ok("DELETE", "/api/v1/books/{id}", 204),
-        "events": ok("POST", "/api/v1/events", 201),
-        "applications": ok("POST", "/api/v1/events/{id}/applications", 201),
-    }
-    for table, delta in expected.items():
-        got = after[table] - before[table]
-        print(f"{table}: {before[table]} → {after[table]} (accepted requests account for {delta:+d})")
-        if got != delta:
-            fail(f"{table} changed by {got:+d}, but the 2xx answers account for {delta:+d}")
+    # Exactly the rows the 2xx answers created (a replayed Idempotency-Key answers 201 with
+    # the first request's id, so ids, not counts), minus the books a 204 deleted.
+    created = created_ids(har_paths)
+    for table in ["users", "books", "events", "applications"]:
+        new = after[table] - before[table]
+        gone = before[table] - after[table]
+        expected_new = created[table] - before[table]
+        expected_gone = created["deleted_books"] & before[table] if table == "books" else set()
+        if table == "books":
+            new |= created[table] & created["deleted_books"]  # created, then deleted
+        print(f"{table}: {len(before[table])} → {len(after[table])}; 2xx answers created {len(expected_new)}")
+        if new != expected_new:
+            fail(f"{table}: rows {sorted(new ^ expected_new)[:20]} differ from what 2xx answers created")
+        if gone != expected_gone:
+            fail(f"{table}: rows {sorted(gone ^ expected_gone)[:20]} vanished without a 204")
     changed = [i for i, row in before["book_rows"].items() if after["book_rows"].get(i, row) != row]
     patched = ok("PATCH", "/api/v1/books/{id}", 200)
     if len(changed) > patched:

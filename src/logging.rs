@@ -51,7 +51,15 @@ pub fn init(format: LogFormat, default_filter: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
-        LogFormat::Json => builder.json().with_current_span(true).with_span_list(false).init(),
+        LogFormat::Json => {
+            builder.json().with_current_span(true).with_span_list(false).init();
+            // A panic is a log line like any other (and names its request), not a
+            // multi-line text among the JSON.
+            std::panic::set_hook(Box::new(|info| {
+                let backtrace = std::backtrace::Backtrace::capture();
+                tracing::error!(target: "nanum::panic", panic = %info, %backtrace, "panic");
+            }));
+        }
         LogFormat::Human => builder.with_ansi(std::io::stderr().is_terminal()).init(),
     }
 }
