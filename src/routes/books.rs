@@ -7,7 +7,7 @@ use sea_orm::{ActiveModelTrait, EntityTrait, PaginatorTrait, QueryOrder, Set, Tr
 use serde::{Deserialize, Deserializer};
 use utoipa::ToSchema;
 
-use super::{PageBody, PageQuery};
+use super::{Object, PageBody, PageQuery};
 use crate::{
     auth::AuthUser,
     entities::book,
@@ -121,6 +121,7 @@ async fn find(state: &AppState, id: i64) -> Result<book::Model, ApiError> {
 /// 201 Book (admin).
 #[utoipa::path(
     operation_id = "create_book",
+    request_body = BookFields,
     tag = "books",
     security(("bearer" = [])),
     responses((status = 201, description = "Created", body = book::Model,
@@ -130,10 +131,10 @@ async fn find(state: &AppState, id: i64) -> Result<book::Model, ApiError> {
 pub(crate) async fn create(
     state: web::Data<AppState>,
     user: AuthUser,
-    body: web::Json<BookFields>,
+    body: web::Json<Object<BookFields>>,
 ) -> Result<HttpResponse, ApiError> {
     user.require_admin()?;
-    let fields = body.into_inner();
+    let fields = body.into_inner().0;
     fields.validate(true)?;
     let now = chrono::Utc::now();
     let mut model = book::ActiveModel { created_at: Set(now), ..Default::default() };
@@ -181,6 +182,7 @@ pub(crate) async fn get(state: web::Data<AppState>, id: web::Path<i64>) -> Resul
 /// Partial update (admin); `null` clears an optional field.
 #[utoipa::path(
     operation_id = "update_book",
+    request_body = BookFields,
     tag = "books",
     security(("bearer" = [])),
     params(("id" = i64, Path, description = "book id")),
@@ -191,10 +193,10 @@ pub(crate) async fn update(
     state: web::Data<AppState>,
     user: AuthUser,
     id: web::Path<i64>,
-    body: web::Json<BookFields>,
+    body: web::Json<Object<BookFields>>,
 ) -> Result<HttpResponse, ApiError> {
     user.require_admin()?;
-    let fields = body.into_inner();
+    let fields = body.into_inner().0;
     fields.validate(false)?;
     let mut model: book::ActiveModel = find(&state, id.into_inner()).await?.into();
     fields.apply_to(&mut model);

@@ -7,7 +7,7 @@ use sea_orm::{ActiveModelTrait, EntityTrait, PaginatorTrait, QueryOrder, Set, Tr
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{PageBody, PageQuery};
+use super::{Object, PageBody, PageQuery};
 use crate::{
     auth::AuthUser,
     entities::{book, event},
@@ -93,6 +93,7 @@ async fn body(state: &AppState, e: event::Model) -> Result<EventBody, ApiError> 
 /// 201 Event (admin).
 #[utoipa::path(
     operation_id = "create_event",
+    request_body = NewEvent,
     tag = "events",
     security(("bearer" = [])),
     responses((status = 201, description = "Created", body = EventBody,
@@ -102,10 +103,10 @@ async fn body(state: &AppState, e: event::Model) -> Result<EventBody, ApiError> 
 pub(crate) async fn create(
     state: web::Data<AppState>,
     user: AuthUser,
-    json: web::Json<NewEvent>,
+    json: web::Json<Object<NewEvent>>,
 ) -> Result<HttpResponse, ApiError> {
     user.require_admin()?;
-    let new = json.into_inner();
+    let new = json.into_inner().0;
     let mut fields = FieldErrors::new();
     let title_len = new.title.trim().chars().count();
     if !(1..=200).contains(&title_len) {

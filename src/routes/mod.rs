@@ -85,6 +85,31 @@ fn json_error(err: JsonPayloadError) -> ApiError {
     }
 }
 
+/// A JSON body that must be an object. serde fills a struct from an array by position too
+/// (`["a@b.c", "password", "name"]` would sign up), which the contract does not accept: an
+/// array or scalar body is 422 `validation_failed` with `fields.body`, like any value of the
+/// wrong type. Found by the fuzz test (`scripts/fuzz`).
+#[derive(Debug)]
+pub(crate) struct Object<T>(pub(crate) T);
+
+impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Object<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        use serde::de::{Error, Unexpected};
+        let value = serde_json::Value::deserialize(de)?;
+        let unexpected = match &value {
+            serde_json::Value::Object(_) => {
+                return T::deserialize(value).map(Object).map_err(D::Error::custom);
+            }
+            serde_json::Value::Array(_) => Unexpected::Seq,
+            serde_json::Value::String(s) => Unexpected::Str(s),
+            serde_json::Value::Bool(b) => Unexpected::Bool(*b),
+            serde_json::Value::Null => Unexpected::Unit,
+            serde_json::Value::Number(_) => Unexpected::Other("a number"),
+        };
+        Err(D::Error::invalid_type(unexpected, &"a JSON object"))
+    }
+}
+
 impl ApiError {
     fn into_response(self) -> HttpResponse {
         actix_web::ResponseError::error_response(&self)

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
+use super::Object;
 use crate::{
     auth::ROLE_READER,
     entities::user,
@@ -52,15 +53,16 @@ fn validate(new: &NewUser) -> Result<(), ApiError> {
 /// 201 `{id, email, name}`; 409 `email_taken`; 422 `validation_failed`.
 #[utoipa::path(
     operation_id = "register",
+    request_body = NewUser,
     tag = "users",
     responses((status = 201, description = "Signed up (a reader)", body = crate::routes::openapi::UserCreated))
 )]
 #[post("/users")]
 pub(crate) async fn register(
     state: web::Data<AppState>,
-    body: web::Json<NewUser>,
+    body: web::Json<Object<NewUser>>,
 ) -> Result<HttpResponse, ApiError> {
-    let new = body.into_inner();
+    let new = body.into_inner().0;
     validate(&new)?;
     let email = new.email.trim().to_lowercase();
     let hash = state.passwords.hash(new.password).await?;
@@ -89,15 +91,16 @@ pub(crate) struct Credentials {
 /// many failures for one email.
 #[utoipa::path(
     operation_id = "login",
+    request_body = Credentials,
     tag = "users",
     responses((status = 200, description = "A bearer token", body = crate::routes::openapi::Token))
 )]
 #[post("/auth/login")]
 pub(crate) async fn login(
     state: web::Data<AppState>,
-    body: web::Json<Credentials>,
+    body: web::Json<Object<Credentials>>,
 ) -> Result<HttpResponse, ApiError> {
-    let Credentials { email, password } = body.into_inner();
+    let Credentials { email, password } = body.into_inner().0;
     let email = email.trim().to_lowercase();
     state.logins.check(&email)?;
     let found = user::Entity::find().filter(user::Column::Email.eq(&email)).one(&state.db).await?;
