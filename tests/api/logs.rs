@@ -132,6 +132,8 @@ async fn exercise(secrets: &Secrets, format: &str) -> (String, String, String) {
     server.child.kill().await.expect("stop nanum");
     let stdout = std::fs::read_to_string(&server.stdout).expect("stdout");
     let stderr = std::fs::read_to_string(&server.stderr).expect("stderr");
+    let _ = std::fs::remove_file(&server.stdout);
+    let _ = std::fs::remove_file(&server.stderr);
     for secret in
         [&secrets.password, &secrets.wrong_password, &secrets.jwt_secret, &secrets.redis_password, &token]
     {
