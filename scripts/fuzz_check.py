@@ -304,7 +304,10 @@ def run(base, db, log_path, venv_bin, admin_password, server):
         print(f"\n--- schemathesis as {who}, {budget} s ---", flush=True)
         # Hard stop well past the budget: a hung run is a failure, not a stuck CI.
         try:
-            result = subprocess.run(command, timeout=budget + 60, env=dict(os.environ, NO_COLOR="1"))
+            # Run in the work folder: schemathesis keeps a cache folder in its working directory.
+            result = subprocess.run(
+                command, timeout=budget + 60, env=dict(os.environ, NO_COLOR="1"), cwd=os.path.dirname(log_path)
+            )
             if result.returncode != 0:
                 fail(f"schemathesis as {who} found problems (exit {result.returncode}); see above")
         except subprocess.TimeoutExpired:
