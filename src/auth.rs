@@ -7,7 +7,7 @@ use std::{
     time::Duration,
 };
 
-use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
 use argon2::{
     ARGON2ID_IDENT, Algorithm, Argon2, Block, Params, PasswordHash, PasswordHasher, Version,
     password_hash::{Output, ParamsString, SaltString},
@@ -282,7 +282,12 @@ impl FromRequest for AuthUser {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authenticate(req))
+        let user = authenticate(req);
+        if let Ok(user) = &user {
+            // For the access log line (`logging`): the user id, never the token.
+            req.extensions_mut().insert(user.clone());
+        }
+        ready(user)
     }
 }
 

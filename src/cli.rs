@@ -161,9 +161,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let strategy = settings.concurrency.strategy;
     let role = settings.instance.role;
     let database = crate::db::redact(&settings.database.url);
+    let redis = match settings.redis.url.as_str() {
+        "" => String::new(),
+        url => format!(", redis {}", crate::db::redact(url)),
+    };
     let app = Application::build(settings).await?;
     println!(
-        "nanum listening on http://{host}:{} (strategy {strategy}, role {role}, database {database})",
+        "nanum listening on http://{host}:{} (strategy {strategy}, role {role}, database {database}{redis})",
         app.port()
     );
     app.run_until_stopped().await?;

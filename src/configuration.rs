@@ -39,6 +39,9 @@ pub struct Settings {
     /// Request rates per client IP and per user (`[rate_limit]`).
     #[serde(default)]
     pub rate_limit: RateLimitSettings,
+    /// Log format.
+    #[serde(default)]
+    pub log: crate::logging::LogSettings,
 }
 
 /// `[rate_limit]`: requests per minute per key (a burst of that size, refilled evenly);

@@ -9,6 +9,7 @@
 //! - [`state`]: [`state::AppState`], what every request shares.
 //! - [`routes`]: the HTTP contract of docs/API.md, one file per resource.
 //! - [`event_cache`]: events by id in memory (they never change once created).
+//! - [`logging`]: request ids, the access log, JSON or human log lines.
 //! - [`error`]: [`error::ApiError`], one variant per status and error code.
 //! - [`auth`]: argon2id passwords, HS256 tokens, the `AuthUser` extractor, admin bootstrap.
 //! - [`limits`]: abuse limits — rates per IP and per user, failed logins per email, the
@@ -30,6 +31,7 @@ pub mod entities;
 pub mod error;
 pub mod event_cache;
 pub mod limits;
+pub mod logging;
 pub mod migration;
 pub mod routes;
 pub mod search;

@@ -1,15 +1,12 @@
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 #[actix_web::main]
 async fn main() -> std::process::ExitCode {
     let cli = nanum::cli::Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(cli.default_log_filter())),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // `log.format` from the configuration layers (`APP_ENV=production` → json); a broken
+    // configuration is reported by the command itself, in the default format.
+    let format = nanum::configuration::load(&[]).map(|s| s.log.format).unwrap_or_default();
+    nanum::logging::init(format, cli.default_log_filter());
     match nanum::cli::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

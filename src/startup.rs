@@ -8,6 +8,7 @@ use actix_web::{App, HttpServer, dev::Server, middleware, web};
 use sea_orm::DatabaseConnection;
 use sea_orm_migration::MigratorTrait;
 use strategies::{Backends, StrategyName, build_strategy, kafka::Placement, redis_pool};
+use utoipa_actix_web::AppExt;
 
 use crate::{
     auth::{PasswordService, TokenService, bootstrap_admin},
@@ -16,6 +17,7 @@ use crate::{
     db,
     event_cache::EventCache,
     limits::{FailedLogins, HashGate, RateLimits},
+    logging,
     migration::Migrator,
     routes,
     search::{
@@ -102,11 +104,18 @@ impl Application {
             events: EventCache::default(),
             breakers: Breakers::default(),
         });
+        // Built once from the same registration every worker does below.
+        let api = routes::openapi_document();
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                // the last `wrap` runs first: every answer, a breaker's included, is logged
                 .wrap(middleware::from_fn(breaker::fail_fast))
+                .wrap(middleware::from_fn(logging::log_request))
+                .into_utoipa_app()
                 .configure(routes::configure)
+                .into_app()
+                .configure(|cfg| routes::docs(cfg, api.clone()))
         })
         .shutdown_timeout(10);
         if workers > 0 {
@@ -153,9 +162,12 @@ async fn connect_redis(settings: &Settings) -> anyhow::Result<Option<deadpool_re
     if url.is_empty() {
         return Ok(None);
     }
-    let pool = redis_pool::build(url, settings.redis.max_connections).map_err(anyhow::Error::msg)?;
+    // The URL may carry a password: every message shows it redacted.
+    let shown = db::redact(url);
+    let pool = redis_pool::build(url, settings.redis.max_connections)
+        .map_err(|e| anyhow::anyhow!(e.replace(url, &shown)))?;
     if let Err(e) = redis_pool::ping(&pool).await {
-        let message = format!("redis.url = \"{url}\" is unreachable: {e} (APP__REDIS__URL)");
+        let message = format!("redis.url = \"{shown}\" is unreachable: {e} (APP__REDIS__URL)");
         let strategy = settings.concurrency.strategy;
         // kafka-redis-lock with its lock switched off runs without Redis
         let lock_off = strategy == StrategyName::KafkaRedisLock && !settings.concurrency.kafka_lock;

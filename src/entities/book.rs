@@ -4,8 +4,9 @@ use sea_orm::entity::prelude::*;
 use serde::Serialize;
 
 /// A stored book; also its JSON form.
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, utoipa::ToSchema)]
 #[sea_orm(table_name = "books")]
+#[schema(as = Book)]
 pub struct Model {
     /// Id.
     #[sea_orm(primary_key)]
@@ -22,10 +23,13 @@ pub struct Model {
     #[sea_orm(column_type = "Text", nullable)]
     pub description: Option<String>,
     /// Publication date.
+    #[schema(value_type = Option<String>, format = Date)]
     pub published_at: Option<Date>,
     /// Creation time.
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTimeUtc,
     /// Last change.
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: DateTimeUtc,
 }
 

@@ -7,6 +7,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Statement};
 use serde::Serialize;
 use serde_json::json;
 use strategies::{ApplyOutcome, ApplyRequest, outcomes, schema};
+use utoipa::ToSchema;
 
 use crate::{
     auth::AuthUser,
@@ -65,8 +66,9 @@ fn request_id(req: &HttpRequest, user_id: i64) -> Result<(String, bool), ApiErro
 
 /// The application resource, one shape for every answer that shows one: fields that an
 /// answer does not know are left out rather than invented.
-#[derive(Debug, Serialize)]
-struct ApplicationBody<'a> {
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Application)]
+pub(crate) struct ApplicationBody<'a> {
     /// The numeric id once allocated; the request id while only that is known.
     application_id: ApplicationId<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -74,6 +76,8 @@ struct ApplicationBody<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     event_id: Option<i64>,
     user_id: i64,
+    /// `won`, `pending`, `sold_out` or `already_applied`.
+    #[schema(value_type = String)]
     status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     strategy: Option<&'a str>,
@@ -81,7 +85,7 @@ struct ApplicationBody<'a> {
     created_at: Option<chrono::DateTime<Utc>>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
 enum ApplicationId<'a> {
     Allocated(i64),
@@ -123,6 +127,19 @@ fn won(app: &schema::Application, strategy: &str) -> HttpResponse {
 }
 
 /// 201 won · 409 `sold_out` / `already_applied` · 422 `event_not_open` / `event_closed`.
+#[utoipa::path(
+    operation_id = "apply",
+    tag = "applications",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "event id")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1–64 characters of A-Z a-z 0-9 - _ . :")),
+    responses(
+        (status = 201, description = "Won a copy", body = ApplicationBody<'static>,
+            headers(("Location" = String, description = "/api/v1/applications/{application_id}"))),
+        (status = 202, description = "Queued (Kafka strategies); settle it at the Location", body = ApplicationBody<'static>,
+            headers(("Location" = String, description = "/api/v1/applications/{request id}"))),
+    ),
+)]
 #[post("/events/{id}/applications")]
 pub(crate) async fn apply(
     state: web::Data<AppState>,
@@ -229,6 +246,13 @@ async fn by_request(state: &AppState, user: &AuthUser, request_id: &str) -> Resu
 }
 
 /// One application (its owner or an admin).
+#[utoipa::path(
+    operation_id = "get_application",
+    tag = "applications",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "An application id, or a request id (`u<user id>:…`)")),
+    responses((status = 200, description = "The application", body = ApplicationBody<'static>)),
+)]
 #[get("/applications/{id}")]
 pub(crate) async fn get(
     state: web::Data<AppState>,
@@ -244,6 +268,13 @@ pub(crate) async fn get(
 }
 
 /// The winners of an event in allocation order (admin).
+#[utoipa::path(
+    operation_id = "list_applications",
+    tag = "applications",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "event id")),
+    responses((status = 200, description = "Every winner, in allocation order", body = crate::routes::openapi::EventApplications)),
+)]
 #[get("/events/{id}/applications")]
 pub(crate) async fn list_for_event(
     state: web::Data<AppState>,

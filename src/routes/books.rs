@@ -5,8 +5,9 @@ use actix_web::{HttpResponse, delete, get, patch, post, web};
 use chrono::NaiveDate;
 use sea_orm::{ActiveModelTrait, EntityTrait, PaginatorTrait, QueryOrder, Set, TransactionTrait};
 use serde::{Deserialize, Deserializer};
+use utoipa::ToSchema;
 
-use super::{PageBody, PageQuery};
+use super::{Object, PageBody, PageQuery};
 use crate::{
     auth::AuthUser,
     entities::book,
@@ -24,18 +25,24 @@ fn double_option<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 
 /// A book's writable fields; all optional so one type serves POST (checked for required
 /// ones) and PATCH.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct BookFields {
+    /// 1–500 characters; required on `POST`.
+    #[schema(min_length = 1, max_length = 500)]
     title: Option<String>,
+    /// 1–200 characters; required on `POST`.
+    #[schema(min_length = 1, max_length = 200)]
     author: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
     publisher: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
+    /// ISBN-10 or ISBN-13 (hyphens and spaces are dropped).
     isbn: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
     description: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>, format = Date)]
     published_at: Option<Option<NaiveDate>>,
 }
 
@@ -112,14 +119,22 @@ async fn find(state: &AppState, id: i64) -> Result<book::Model, ApiError> {
 }
 
 /// 201 Book (admin).
+#[utoipa::path(
+    operation_id = "create_book",
+    request_body = BookFields,
+    tag = "books",
+    security(("bearer" = [])),
+    responses((status = 201, description = "Created", body = book::Model,
+        headers(("Location" = String, description = "/api/v1/books/{id}")))),
+)]
 #[post("/books")]
 pub(crate) async fn create(
     state: web::Data<AppState>,
     user: AuthUser,
-    body: web::Json<BookFields>,
+    body: web::Json<Object<BookFields>>,
 ) -> Result<HttpResponse, ApiError> {
     user.require_admin(&state.db).await?;
-    let fields = body.into_inner();
+    let fields = body.into_inner().0;
     fields.validate(true)?;
     let now = chrono::Utc::now();
     let mut model = book::ActiveModel { created_at: Set(now), ..Default::default() };
@@ -135,6 +150,11 @@ pub(crate) async fn create(
 }
 
 /// `{items, page, size, total}`, newest first.
+#[utoipa::path(
+    operation_id = "list_books",
+    tag = "books",
+    responses((status = 200, description = "One page, newest first", body = PageBody<book::Model>)),
+)]
 #[get("/books")]
 pub(crate) async fn list(
     state: web::Data<AppState>,
@@ -148,21 +168,35 @@ pub(crate) async fn list(
 }
 
 /// Book or 404.
+#[utoipa::path(
+    operation_id = "get_book",
+    tag = "books",
+    params(("id" = i64, Path, description = "book id")),
+    responses((status = 200, description = "The book", body = book::Model)),
+)]
 #[get("/books/{id}")]
 pub(crate) async fn get(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(find(&state, id.into_inner()).await?))
 }
 
 /// Partial update (admin); `null` clears an optional field.
+#[utoipa::path(
+    operation_id = "update_book",
+    request_body = BookFields,
+    tag = "books",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "book id")),
+    responses((status = 200, description = "The changed book", body = book::Model)),
+)]
 #[patch("/books/{id}")]
 pub(crate) async fn update(
     state: web::Data<AppState>,
     user: AuthUser,
     id: web::Path<i64>,
-    body: web::Json<BookFields>,
+    body: web::Json<Object<BookFields>>,
 ) -> Result<HttpResponse, ApiError> {
     user.require_admin(&state.db).await?;
-    let fields = body.into_inner();
+    let fields = body.into_inner().0;
     fields.validate(false)?;
     let mut model: book::ActiveModel = find(&state, id.into_inner()).await?.into();
     fields.apply_to(&mut model);
@@ -173,6 +207,13 @@ pub(crate) async fn update(
 }
 
 /// 204 (admin); 409 while an event gives the book away.
+#[utoipa::path(
+    operation_id = "delete_book",
+    tag = "books",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "book id")),
+    responses((status = 204, description = "Deleted")),
+)]
 #[delete("/books/{id}")]
 pub(crate) async fn delete(
     state: web::Data<AppState>,

@@ -5,8 +5,9 @@ use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, EntityTrait, PaginatorTrait, QueryOrder, Set, TransactionTrait};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use super::{PageBody, PageQuery};
+use super::{Object, PageBody, PageQuery};
 use crate::{
     auth::AuthUser,
     entities::{book, event},
@@ -17,18 +18,25 @@ use crate::{
 /// Most copies one event may offer.
 const MAX_QUANTITY: i32 = 1_000_000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewEvent {
+    /// An existing book.
     book_id: i64,
+    /// 1–200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     title: String,
+    /// 1–1,000,000 copies.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     quantity: i32,
     opens_at: DateTime<Utc>,
+    /// After `opens_at`; none = never closes.
     closes_at: Option<DateTime<Utc>>,
 }
 
 /// An event as docs/API.md shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Event)]
 pub(crate) struct EventBody {
     id: i64,
     book_id: i64,
@@ -37,6 +45,8 @@ pub(crate) struct EventBody {
     remaining: i32,
     opens_at: DateTime<Utc>,
     closes_at: Option<DateTime<Utc>>,
+    /// `scheduled`, `open`, `sold_out` or `closed`, computed on each read.
+    #[schema(value_type = String)]
     status: &'static str,
 }
 
@@ -81,14 +91,22 @@ async fn body(state: &AppState, e: event::Model) -> Result<EventBody, ApiError> 
 }
 
 /// 201 Event (admin).
+#[utoipa::path(
+    operation_id = "create_event",
+    request_body = NewEvent,
+    tag = "events",
+    security(("bearer" = [])),
+    responses((status = 201, description = "Created", body = EventBody,
+        headers(("Location" = String, description = "/api/v1/events/{id}")))),
+)]
 #[post("/events")]
 pub(crate) async fn create(
     state: web::Data<AppState>,
     user: AuthUser,
-    json: web::Json<NewEvent>,
+    json: web::Json<Object<NewEvent>>,
 ) -> Result<HttpResponse, ApiError> {
     user.require_admin(&state.db).await?;
-    let new = json.into_inner();
+    let new = json.into_inner().0;
     let mut fields = FieldErrors::new();
     let title_len = new.title.trim().chars().count();
     if !(1..=200).contains(&title_len) {
@@ -131,6 +149,12 @@ pub(crate) async fn create(
 }
 
 /// Event with `remaining` and `status`.
+#[utoipa::path(
+    operation_id = "get_event",
+    tag = "events",
+    params(("id" = i64, Path, description = "event id")),
+    responses((status = 200, description = "The event", body = EventBody)),
+)]
 #[get("/events/{id}")]
 pub(crate) async fn get(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let e = find(&state, id.into_inner()).await?;
@@ -138,6 +162,11 @@ pub(crate) async fn get(state: web::Data<AppState>, id: web::Path<i64>) -> Resul
 }
 
 /// `{items, page, size, total}`, newest first.
+#[utoipa::path(
+    operation_id = "list_events",
+    tag = "events",
+    responses((status = 200, description = "One page, newest first", body = PageBody<EventBody>)),
+)]
 #[get("/events")]
 pub(crate) async fn list(
     state: web::Data<AppState>,

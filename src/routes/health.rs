@@ -7,6 +7,11 @@ use strategies::Backend;
 use crate::{breaker, db::backend_name, state::AppState};
 
 /// 200 while the process runs.
+#[utoipa::path(
+    operation_id = "live",
+    tag = "operations",
+    responses((status = 200, description = "The process runs", body = crate::routes::openapi::Live))
+)]
 #[get("/health/live")]
 pub(crate) async fn live() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
@@ -17,6 +22,14 @@ pub(crate) async fn live() -> HttpResponse {
 /// [`breaker::PROBE_TIMEOUT`], and a backend whose breaker is open is reported down without
 /// asking it again (its breaker's probe is already asking). A failed check opens the
 /// backend's breaker.
+#[utoipa::path(
+    operation_id = "ready",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Every entry is `ok`", body = crate::routes::openapi::Readiness),
+        (status = 503, description = "The failing entries are `unavailable`", body = crate::routes::openapi::Readiness),
+    )
+)]
 #[get("/health/ready")]
 pub(crate) async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let check = |backend: Backend, configured: bool| {
@@ -58,6 +71,11 @@ pub(crate) async fn ready(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// Which strategy and backends this instance runs.
+#[utoipa::path(
+    operation_id = "strategy",
+    tag = "operations",
+    responses((status = 200, description = "This instance", body = crate::routes::openapi::StrategyInfo))
+)]
 #[get("/strategy")]
 pub(crate) async fn strategy(state: web::Data<AppState>) -> HttpResponse {
     let s = &state.settings;

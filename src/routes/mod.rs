@@ -5,16 +5,20 @@ mod applications;
 mod books;
 mod events;
 mod health;
+pub mod openapi;
 mod search;
 mod users;
 
-use actix_web::{HttpResponse, error::JsonPayloadError, web};
+use actix_web::{App, HttpResponse, error::JsonPayloadError, web};
 use serde::Deserialize;
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa_actix_web::{AppExt, scope, service_config::ServiceConfig};
 
 use crate::error::ApiError;
 
-/// Registers every route.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// Registers every route, each with its OpenAPI operation (a handler without
+/// `#[utoipa::path]` does not compile here).
+pub fn configure(cfg: &mut ServiceConfig<'_>) {
     cfg.app_data(web::JsonConfig::default().limit(64 * 1024).error_handler(|err, _| json_error(err).into()))
         .app_data(
             web::QueryConfig::default()
@@ -24,7 +28,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(health::live)
         .service(health::ready)
         .service(
-            web::scope("/api/v1")
+            scope("/api/v1")
                 .service(health::strategy)
                 .service(users::register)
                 .service(users::login)
@@ -45,6 +49,34 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .default_service(web::to(|| async { ApiError::NotFound("route").into_response() }));
 }
 
+/// The OpenAPI document of exactly the routes [`configure`] registers, with their error
+/// answers (see [`openapi`]).
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    let (_, mut api) = App::new()
+        .into_utoipa_app()
+        .openapi(openapi::ApiDoc::openapi())
+        .configure(configure)
+        .split_for_parts();
+    openapi::add_error_responses(&mut api);
+    api
+}
+
+/// The documentation routes: the document at [`openapi::OPENAPI_PATH`] and the Swagger UI
+/// page at `/docs/` (its assets are compiled in; `/docs` redirects there).
+pub fn docs(cfg: &mut web::ServiceConfig, api: utoipa::openapi::OpenApi) {
+    // No online validator badge: the page must work with no network at all.
+    let config = utoipa_swagger_ui::Config::from(openapi::OPENAPI_PATH).validator_url("none");
+    cfg.service(
+        utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url(openapi::OPENAPI_PATH, api).config(config),
+    )
+    .route(
+        "/docs",
+        web::get().to(|| async {
+            HttpResponse::PermanentRedirect().insert_header(("Location", "/docs/")).finish()
+        }),
+    );
+}
+
 fn json_error(err: JsonPayloadError) -> ApiError {
     match err {
         JsonPayloadError::Overflow { limit } | JsonPayloadError::OverflowKnownLength { limit, .. } => {
@@ -56,6 +88,31 @@ fn json_error(err: JsonPayloadError) -> ApiError {
     }
 }
 
+/// A JSON body that must be an object. serde fills a struct from an array by position too
+/// (`["a@b.c", "password", "name"]` would sign up), which the contract does not accept: an
+/// array or scalar body is 422 `validation_failed` with `fields.body`, like any value of the
+/// wrong type. Found by the fuzz test (`scripts/fuzz`).
+#[derive(Debug)]
+pub(crate) struct Object<T>(pub(crate) T);
+
+impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Object<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        use serde::de::{Error, Unexpected};
+        let value = serde_json::Value::deserialize(de)?;
+        let unexpected = match &value {
+            serde_json::Value::Object(_) => {
+                return T::deserialize(value).map(Object).map_err(D::Error::custom);
+            }
+            serde_json::Value::Array(_) => Unexpected::Seq,
+            serde_json::Value::String(s) => Unexpected::Str(s),
+            serde_json::Value::Bool(b) => Unexpected::Bool(*b),
+            serde_json::Value::Null => Unexpected::Unit,
+            serde_json::Value::Number(_) => Unexpected::Other("a number"),
+        };
+        Err(D::Error::invalid_type(unexpected, &"a JSON object"))
+    }
+}
+
 impl ApiError {
     fn into_response(self) -> HttpResponse {
         actix_web::ResponseError::error_response(&self)
@@ -63,9 +120,14 @@ impl ApiError {
 }
 
 /// `?page=&size=` with the contract's bounds.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct PageQuery {
+    /// 1 or more (default 1).
+    #[param(minimum = 1)]
     page: Option<u64>,
+    /// 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     size: Option<u64>,
 }
 
@@ -94,7 +156,7 @@ impl PageQuery {
 }
 
 /// `{items, page, size, total}`.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, ToSchema)]
 pub(crate) struct PageBody<T> {
     items: Vec<T>,
     page: u64,

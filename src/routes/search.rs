@@ -6,6 +6,7 @@ use std::time::Instant;
 use actix_web::{HttpResponse, get, web};
 use serde::Deserialize;
 use serde_json::json;
+use utoipa::IntoParams;
 
 use crate::{
     error::ApiError,
@@ -15,17 +16,31 @@ use crate::{
 
 /// The query string; a value of the wrong type (`page=-1`, `engine=solr`) is 400
 /// `invalid_query` through the shared `QueryConfig`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct SearchQuery {
+    /// The query: 1–256 characters, not blank; tantivy's syntax for `engine=tantivy`.
     #[serde(default)]
+    #[param(required = true)]
     q: String,
+    /// 1 or more; `page × size` at most 10,000.
+    #[param(minimum = 1)]
     page: Option<u64>,
+    /// 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     size: Option<u64>,
+    /// `tantivy` (default), `like` or `fulltext`.
     #[serde(default)]
+    #[param(value_type = Option<String>, pattern = "^(tantivy|like|fulltext)$")]
     engine: Engine,
 }
 
 /// `{engine, total, took_ms, page, size, hits: [{book, score, highlight}]}`.
+#[utoipa::path(
+    operation_id = "search_books",
+    tag = "books",
+    responses((status = 200, description = "One page of hits", body = crate::routes::openapi::SearchAnswer)),
+)]
 #[get("/books/search")]
 pub(crate) async fn search(
     state: web::Data<AppState>,

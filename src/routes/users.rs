@@ -4,7 +4,9 @@ use actix_web::{HttpRequest, HttpResponse, post, web};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use serde::Deserialize;
 use serde_json::json;
+use utoipa::ToSchema;
 
+use super::Object;
 use crate::{
     auth::ROLE_READER,
     entities::user,
@@ -30,10 +32,17 @@ fn per_ip(
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// A sign-up.
+#[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct NewUser {
+    /// Trimmed and lower-cased; at most 254 characters.
+    #[schema(max_length = 254)]
     email: String,
+    /// 8–128 characters.
+    #[schema(min_length = 8, max_length = 128)]
     password: String,
+    /// 1–100 characters after trimming.
+    #[schema(min_length = 1, max_length = 100)]
     name: String,
 }
 
@@ -60,14 +69,20 @@ fn validate(new: &NewUser) -> Result<(), ApiError> {
 }
 
 /// 201 `{id, email, name}`; 409 `email_taken`; 422 `validation_failed`.
+#[utoipa::path(
+    operation_id = "register",
+    request_body = NewUser,
+    tag = "users",
+    responses((status = 201, description = "Signed up (a reader)", body = crate::routes::openapi::UserCreated))
+)]
 #[post("/users")]
 pub(crate) async fn register(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<NewUser>,
+    body: web::Json<Object<NewUser>>,
 ) -> Result<HttpResponse, ApiError> {
     per_ip(&req, state.limits.register_per_ip.as_ref())?;
-    let new = body.into_inner();
+    let new = body.into_inner().0;
     validate(&new)?;
     let email = new.email.trim().to_lowercase();
     let hash = state.passwords.hash(new.password).await?;
@@ -85,7 +100,8 @@ pub(crate) async fn register(
     Ok(HttpResponse::Created().json(json!({ "id": model.id, "email": model.email, "name": model.name })))
 }
 
-#[derive(Debug, Deserialize)]
+/// Login credentials.
+#[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct Credentials {
     email: String,
     password: String,
@@ -94,14 +110,20 @@ pub(crate) struct Credentials {
 /// 200 `{access_token, token_type, expires_in}`; 401 on wrong credentials; 422 for an
 /// email or password longer than sign-up accepts; 429 after too many attempts for one email
 /// or from one address.
+#[utoipa::path(
+    operation_id = "login",
+    request_body = Credentials,
+    tag = "users",
+    responses((status = 200, description = "A bearer token", body = crate::routes::openapi::Token))
+)]
 #[post("/auth/login")]
 pub(crate) async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<Credentials>,
+    body: web::Json<Object<Credentials>>,
 ) -> Result<HttpResponse, ApiError> {
     per_ip(&req, state.limits.login_per_ip.as_ref())?;
-    let Credentials { email, password } = body.into_inner();
+    let Credentials { email, password } = body.into_inner().0;
     let email = email.trim().to_lowercase();
     // No account can have a longer one, and the limits below must not store it.
     let mut fields = FieldErrors::new();

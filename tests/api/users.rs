@@ -104,3 +104,32 @@ async fn repeated_wrong_passwords_are_429_rate_limited_even_with_the_right_one()
     assert!(r.headers().contains_key("retry-after"));
     assert_error(r, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
 }
+
+#[tokio::test]
+async fn a_body_that_is_an_array_is_422_and_changes_nothing() {
+    // serde would fill the fields by position; found by the fuzz test (PATCH `[null, null]`).
+    let app = spawn_app().await;
+    let r = app.post("/api/v1/users", None, &json!(["pos@example.com", "s3cret-pass", "Pos"])).await;
+    let b = assert_error(r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    assert!(b["fields"]["body"].as_str().is_some_and(|m| m.contains("a JSON object")), "{b}");
+    let r = app.post("/api/v1/auth/login", None, &json!(["pos@example.com", "s3cret-pass"])).await;
+    assert_error(r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    let r = app
+        .post("/api/v1/auth/login", None, &json!({ "email": "pos@example.com", "password": "s3cret-pass" }))
+        .await;
+    assert_error(r, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    let admin = app.admin_token().await;
+    let book = app.book(&admin).await;
+    let r = app
+        .client
+        .patch(app.url(&format!("/api/v1/books/{book}")))
+        .bearer_auth(&admin)
+        .json(&json!([null, null]))
+        .send()
+        .await
+        .expect("request");
+    assert_error(r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    let r = app.post("/api/v1/events", Some(&admin), &json!([book, "나눔", 1, "2026-01-01T00:00:00Z"])).await;
+    assert_error(r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    assert_eq!(body(app.get("/api/v1/events", None).await).await["total"], 0);
+}
