@@ -14,6 +14,7 @@ mod outage;
 mod proxy;
 mod race;
 mod search;
+mod search_cluster;
 mod search_crash;
 mod startup;
 mod users;
