@@ -10,7 +10,9 @@
 //! 2. criterion group `search/<books>`: one call of `nanum::search::engines::run` (query +
 //!    loading the page of books + highlights) per iteration, for each engine and each fixed
 //!    query: a Korean two-syllable word, an English word, an author's name, a word no book
-//!    has. Page 1, 20 hits.
+//!    has. Page 1, 20 hits. Beside them, `tantivy-engine`: the index alone (parse, top 20
+//!    by BM25, total count, ids from the fast field — no stored books, no highlights), the
+//!    "pure engine" time the whole `tantivy` search is held against.
 //! 3. Over HTTP: the real server (`Application`, 2 workers) on the same database and index;
 //!    after a warm-up, `NANUM_BENCH_REQUESTS` sequential requests per engine and query from
 //!    one client on loopback; p50/p99 of the client-side latency are printed as a table.
@@ -125,6 +127,9 @@ fn engine_group(c: &mut Criterion, runtime: &Runtime, setup: &Setup) {
                 b.to_async(runtime).iter(|| engines::run(engine, &setup.db, index, &request));
             });
         }
+        group.bench_function(BenchmarkId::new("tantivy-engine", label), |b| {
+            b.iter(|| index.search_ids(q, 0, 20).expect("search"));
+        });
     }
     group.finish();
 }

@@ -198,8 +198,9 @@ pub struct Argon2Settings {
 pub struct SearchSettings {
     /// tantivy index folder (one process owns it).
     pub index_dir: PathBuf,
-    /// Whether this process applies the outbox to its index. With several instances on one
-    /// database, exactly one should (the outbox has one consumer).
+    /// Whether this process keeps its index following the change log. Every instance should
+    /// (each reads the log from its own position); `false` freezes this instance's index
+    /// (searches still answer, from what it had).
     #[serde(default = "default_true")]
     pub sync_enabled: bool,
     /// How often the sync task looks at the outbox when no local write woke it.
@@ -208,6 +209,14 @@ pub struct SearchSettings {
     /// Outbox rows read per round.
     #[serde(default = "default_sync_batch")]
     pub batch_size: u64,
+    /// Change-log rows older than this are pruned; an index that has not caught up for
+    /// that long (an instance down longer) is rebuilt from the books table on start.
+    #[serde(default = "default_log_retention_s")]
+    pub log_retention_s: u64,
+}
+
+fn default_log_retention_s() -> u64 {
+    3600
 }
 
 fn default_hash_max_wait_ms() -> u64 {
@@ -330,6 +339,11 @@ impl Settings {
         if self.search.sync_interval_ms == 0 || self.search.batch_size == 0 {
             return Err("search.sync_interval_ms and search.batch_size must be above 0; set \
                         APP__SEARCH__SYNC_INTERVAL_MS / APP__SEARCH__BATCH_SIZE"
+                .into());
+        }
+        if self.search.log_retention_s < 60 {
+            return Err("search.log_retention_s must be at least 60 (seconds; the late-commit window \
+                        needs margin); set APP__SEARCH__LOG_RETENTION_S"
                 .into());
         }
         if self.instance.count == 0 || self.instance.index >= self.instance.count {

@@ -1,6 +1,7 @@
 //! Schema migrations, run at start-up. The race tables come from `strategies::schema` so
-//! there is one definition of each table; the search outbox and the FULLTEXT index that
-//! `engine=fulltext` measures come next, then the record of requests that answered 202.
+//! there is one definition of each table; then the search outbox (the change log every
+//! instance's index follows) with the FULLTEXT index that `engine=fulltext` measures, the
+//! record of requests that answered 202, and an index on the log's age for pruning.
 
 use sea_orm_migration::prelude::*;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(strategies::outcomes::Migration),
             Box::new(SearchOutbox),
             Box::new(PendingRequests),
+            Box::new(SearchLogAge),
         ]
     }
 }
@@ -228,5 +230,35 @@ impl MigrationTrait for PendingRequests {
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
         m.drop_table(Table::drop().table(PendingRequestsTable::Table).to_owned()).await
+    }
+}
+
+/// An index on `search_outbox.created_at`: the log is append-only now and pruned by age by
+/// every instance, so finding the old rows must not scan it.
+struct SearchLogAge;
+
+impl MigrationName for SearchLogAge {
+    fn name(&self) -> &str {
+        "m20261126_000300_search_outbox_created_at"
+    }
+}
+
+#[allow(elided_lifetimes_in_paths)]
+#[async_trait::async_trait]
+impl MigrationTrait for SearchLogAge {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_index(
+            Index::create()
+                .name("idx_search_outbox_created_at")
+                .table(Outbox::Table)
+                .col(Outbox::CreatedAt)
+                .if_not_exists()
+                .to_owned(),
+        )
+        .await
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.drop_index(Index::drop().name("idx_search_outbox_created_at").table(Outbox::Table).to_owned()).await
     }
 }

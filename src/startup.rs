@@ -141,14 +141,15 @@ impl Application {
     }
 }
 
-/// Opens the index and, when `search.sync_enabled`, starts the task that applies the outbox
-/// to it (which first settles the last commit, or builds a new index from the database).
+/// Opens the index and, when `search.sync_enabled`, starts the task that follows the change
+/// log into it from its own position (or first builds it from the database).
 fn open_search(settings: &Settings, db: &DatabaseConnection) -> anyhow::Result<Arc<SearchIndex>> {
     let search = Arc::new(SearchIndex::open(&settings.search.index_dir, WriterBudget::SERVER)?);
     if settings.search.sync_enabled {
         let config = SyncConfig {
             interval: Duration::from_millis(settings.search.sync_interval_ms),
             batch_size: settings.search.batch_size,
+            retention: Duration::from_secs(settings.search.log_retention_s),
         };
         outbox::spawn(db.clone(), Arc::clone(&search), config);
     }

@@ -52,7 +52,7 @@ pub struct Deployment {
 
 impl Deployment {
     /// Creates the fresh state and starts the processes: quiet logs (`RUST_LOG=warn`), no
-    /// login throttle or rate limits, loopback only, one search sync task (instance 0), a JWT secret and
+    /// login throttle or rate limits, loopback only, a JWT secret and
     /// admin password of its own.
     ///
     /// # Errors
@@ -99,12 +99,8 @@ impl Deployment {
         }
         env.extend(spec.env.iter().cloned());
         let topology = spec.topology;
-        let per_instance = move |i: usize| {
-            let mut extra = topology.env(i);
-            // One outbox consumer per database; the others would only contend for it.
-            extra.push(("APP__SEARCH__SYNC_ENABLED".into(), (i == 0).to_string()));
-            extra
-        };
+        // Every instance's index follows the change log from its own position.
+        let per_instance = move |i: usize| topology.env(i);
         let cluster = match Cluster::start(&spec.binary, topology.count(), &env, &per_instance).await {
             Ok(cluster) => cluster,
             Err(e) => {

@@ -1,10 +1,10 @@
 //! `books`: the catalogue.
 
 use sea_orm::entity::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-/// A stored book; also its JSON form.
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, utoipa::ToSchema)]
+/// A stored book; also its JSON form (read back from the search index's stored copy).
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize, utoipa::ToSchema)]
 #[sea_orm(table_name = "books")]
 #[schema(as = Book)]
 pub struct Model {

@@ -2,18 +2,20 @@
 //! Elasticsearch + Logstash pair the team ran.
 //!
 //! - [`SearchIndex`] (this file): the index on disk under `search.index_dir` — schema, the
-//!   two analyzers, the single writer, and commits whose payload records which outbox rows
-//!   they applied, so "indexed" and "remembered as indexed" are one atomic step.
+//!   two analyzers, the single writer, and commits whose payload records the index's
+//!   position in the change log, so "indexed" and "remembered as indexed" are one atomic step.
 //! - [`cjk`]: the Korean/CJK bigram tokenizer.
 //! - [`query`]: BM25 search with total hits, pagination and highlighted snippets.
-//! - [`outbox`]: the outbox table every book write fills in its own transaction, the sync
-//!   task that applies it to the index, and the full rebuild (`nanum search reindex`).
+//! - [`outbox`]: the append-only change log every book write fills in its own transaction,
+//!   the sync task that follows it from this index's own position, and the full rebuild
+//!   (`nanum search reindex`).
 //! - [`engines`]: the same query three ways (`tantivy`, `like`, `fulltext`), one result shape.
 //!
 //! Every text field is indexed twice: `title` with the Latin analyzer (words, lowercase,
 //! ASCII folding: `Café` finds `cafe`) and `title_cjk` with the bigram one (`소년` finds
-//! `소년이`). Nothing but the book id is stored: hits are loaded from the database, which stays
-//! the source of truth.
+//! `소년이`). Each document also stores the book as it was indexed (its JSON), so a page of
+//! hits is served from the index alone, without a database round trip; the change log
+//! replaces that copy within the sync bound whenever the row changes.
 
 pub mod cjk;
 pub mod engines;
@@ -36,6 +38,7 @@ use tantivy::{
     query::QueryParser,
     schema::{
         FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
+        Value,
     },
     tokenizer::{
         AsciiFoldingFilter, LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer, TokenizerManager,
@@ -62,6 +65,8 @@ pub struct Fields {
     pub text: Vec<(&'static str, Field, Field)>,
     /// ISBN digits, untokenized.
     pub isbn: Field,
+    /// The book as indexed, as JSON (stored only): what a hit shows.
+    pub book: Field,
 }
 
 fn schema() -> (Schema, Fields) {
@@ -83,7 +88,8 @@ fn schema() -> (Schema, Fields) {
         })
         .collect();
     let isbn = builder.add_text_field("isbn", STRING);
-    (builder.build(), Fields { id, text, isbn })
+    let book = builder.add_bytes_field("book", STORED);
+    (builder.build(), Fields { id, text, isbn, book })
 }
 
 fn tokenizers() -> TokenizerManager {
@@ -100,38 +106,28 @@ fn tokenizers() -> TokenizerManager {
     manager
 }
 
-/// What a commit applied, kept as the commit's payload (JSON) so it is durable exactly when
-/// the documents are. On start-up those outbox rows are deleted if they are still there.
+/// Where an index stands in the change log, kept as its commit payload (JSON) so it is
+/// durable exactly when the documents are. Each index has its own: nothing is shared
+/// between instances but the log.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Applied {
-    /// Inclusive ranges of outbox ids applied by incremental sync (exact: gaps stay gaps).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ranges: Vec<(i64, i64)>,
-    /// A full rebuild covered every outbox row up to this id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub through: Option<i64>,
+pub struct LogPosition {
+    /// Every log row with an id up to this one has been applied, except `gaps`.
+    pub through: i64,
+    /// Ids at or below `through` that were missing when read past — their transactions may
+    /// still commit (auto-increment ids commit out of order) — as `(id, first missed at ms)`.
+    /// Re-read every round until found or older than the late-commit window.
+    #[serde(default)]
+    pub gaps: Vec<(i64, i64)>,
+    /// When the log was last read to its end (ms since the epoch). Rows older than
+    /// `search.log_retention_s` are pruned, so an index that has not caught up within that
+    /// is rebuilt instead of trusted.
+    pub caught_up_ms: i64,
 }
 
-impl Applied {
-    /// Exact ranges of a set of ids.
-    pub fn from_ids(ids: &[i64]) -> Self {
-        let mut sorted = ids.to_vec();
-        sorted.sort_unstable();
-        sorted.dedup();
-        let mut ranges: Vec<(i64, i64)> = Vec::new();
-        for id in sorted {
-            match ranges.last_mut() {
-                Some((_, end)) if *end + 1 == id => *end = id,
-                _ => ranges.push((id, id)),
-            }
-        }
-        Self { ranges, through: None }
-    }
-
-    /// Nothing applied.
-    pub fn is_empty(&self) -> bool {
-        self.ranges.is_empty() && self.through.is_none()
-    }
+/// The commit payload. An index committed by an older nanum (no `log`) is rebuilt.
+#[derive(Debug, Serialize, Deserialize)]
+struct Payload {
+    log: Option<LogPosition>,
 }
 
 /// Writer resources: the server indexes a few books at a time; a rebuild wants more.
@@ -190,8 +186,18 @@ impl SearchIndex {
             .map_err(|e| anyhow::anyhow!("search.index_dir = \"{name}\": cannot create it: {e}"))?;
         let directory = MmapDirectory::open(dir)
             .map_err(|e| anyhow::anyhow!("search.index_dir = \"{name}\": cannot open it: {e}"))?;
-        let created = !Index::exists(&directory)?;
         let (schema, fields) = schema();
+        if Index::exists(&directory)? && Index::open(directory.clone())?.schema() != schema {
+            // The index is derived data: one written by an older nanum (another schema) is
+            // dropped and rebuilt from the database rather than refused.
+            tracing::warn!(dir = %name, "search index has an older schema; rebuilding it");
+            drop(directory);
+            std::fs::remove_dir_all(dir)
+                .and_then(|()| std::fs::create_dir_all(dir))
+                .map_err(|e| anyhow::anyhow!("search.index_dir = \"{name}\": cannot clear it: {e}"))?;
+            return Self::open(dir, budget);
+        }
+        let created = !Index::exists(&directory)?;
         let index =
             Index::builder().schema(schema).tokenizers(tokenizers()).open_or_create(directory).map_err(|e| {
                 anyhow::anyhow!(
@@ -253,16 +259,15 @@ impl SearchIndex {
         self.reader.searcher().num_docs()
     }
 
-    /// What the last commit applied (its payload).
+    /// The change-log position of the last commit; `None` for an index never committed, or
+    /// committed by an older nanum (it must be rebuilt).
     ///
     /// # Errors
     ///
-    /// The index metadata cannot be read or the payload is not ours.
-    pub fn last_applied(&self) -> anyhow::Result<Applied> {
-        match self.index.load_metas()?.payload {
-            Some(payload) if !payload.is_empty() => Ok(serde_json::from_str(&payload)?),
-            _ => Ok(Applied::default()),
-        }
+    /// The index metadata cannot be read.
+    pub fn position(&self) -> anyhow::Result<Option<LogPosition>> {
+        let payload = self.index.load_metas()?.payload.unwrap_or_default();
+        Ok(serde_json::from_str::<Payload>(&payload).ok().and_then(|p| p.log))
     }
 
     /// Replaces each book's document (delete by id, then add the current state); a `None`
@@ -276,7 +281,7 @@ impl SearchIndex {
         for (id, book) in changes {
             writer.delete_term(Term::from_field_i64(self.fields.id, *id));
             if let Some(book) = book {
-                writer.add_document(self.document(book))?;
+                writer.add_document(self.document(book)?)?;
             }
         }
         Ok(())
@@ -293,24 +298,25 @@ impl SearchIndex {
         Ok(())
     }
 
-    /// Commits everything applied so far with `applied` as payload, then makes it visible.
+    /// Commits everything applied so far with `position` as payload, then makes it visible.
     ///
     /// # Errors
     ///
     /// The commit failed; nothing of it is durable and the work will be redone.
-    pub fn commit(&self, applied: &Applied) -> anyhow::Result<()> {
+    pub fn commit(&self, position: &LogPosition) -> anyhow::Result<()> {
         let mut writer = self.writer.lock().map_err(|_| anyhow::anyhow!("search writer poisoned"))?;
         let mut prepared = writer.prepare_commit()?;
-        prepared.set_payload(&serde_json::to_string(applied)?);
+        prepared.set_payload(&serde_json::to_string(&Payload { log: Some(position.clone()) })?);
         prepared.commit()?;
         drop(writer);
         self.reader.reload()?;
         Ok(())
     }
 
-    fn document(&self, book: &book::Model) -> TantivyDocument {
+    fn document(&self, book: &book::Model) -> anyhow::Result<TantivyDocument> {
         let mut doc = TantivyDocument::default();
         doc.add_i64(self.fields.id, book.id);
+        doc.add_bytes(self.fields.book, &serde_json::to_vec(book)?);
         let values =
             [Some(&book.title), Some(&book.author), book.publisher.as_ref(), book.description.as_ref()];
         for ((_, latin, cjk), value) in self.fields.text.iter().zip(values) {
@@ -322,7 +328,12 @@ impl SearchIndex {
         if let Some(isbn) = &book.isbn {
             doc.add_text(self.fields.isbn, isbn);
         }
-        doc
+        Ok(doc)
+    }
+
+    /// The book a document stored (as it was when indexed).
+    pub(crate) fn stored_book(&self, doc: &TantivyDocument) -> Option<book::Model> {
+        serde_json::from_slice(doc.get_first(self.fields.book)?.as_bytes()?).ok()
     }
 
     /// Wakes the sync task (a book was written by this process).

@@ -17,6 +17,7 @@ mod memory;
 mod outage;
 mod proxy;
 mod search;
+mod search_cluster;
 mod search_crash;
 mod startup;
 mod users;
