@@ -9,6 +9,8 @@ mod events;
 mod health;
 mod helpers;
 mod kafka;
+mod kafka_cluster;
+mod kafka_redis_restart;
 mod loadtest;
 mod outage;
 mod proxy;
