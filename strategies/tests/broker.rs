@@ -49,7 +49,7 @@ async fn fresh_topic() -> Option<(Arc<Client>, String, Arc<PartitionClient>)> {
         }
     };
     let topic = format!("nanum-test-{}", uuid::Uuid::new_v4());
-    ensure_topic(&client, &topic, 1, DEADLINE).await.expect("create the topic");
+    ensure_topic(&client, &topic, 1, 1, DEADLINE).await.expect("create the topic");
     let partition = partition_client(&client, &topic, 0, DEADLINE).await.expect("a partition client");
     Some((client, topic, partition))
 }

@@ -11,6 +11,8 @@ mod hardening;
 mod health;
 mod helpers;
 mod kafka;
+mod kafka_cluster;
+mod kafka_redis_restart;
 mod loadtest;
 mod logs;
 mod memory;

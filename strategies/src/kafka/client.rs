@@ -60,8 +60,9 @@ pub async fn connect(brokers: &str, deadline: Duration) -> Result<Arc<Client>, S
         .map_err(|e| format!("kafka.brokers = \"{brokers}\" is unreachable: {e} (APP__KAFKA__BROKERS)"))
 }
 
-/// Creates `topic` with `partitions` when missing; an existing topic with another count is
-/// an error (re-partitioning would move events between consumers mid-flight).
+/// Creates `topic` with `partitions`, each on `replication_factor` brokers, when missing; an
+/// existing topic with another partition count is an error (re-partitioning would move
+/// events between consumers mid-flight).
 ///
 /// # Errors
 ///
@@ -70,6 +71,7 @@ pub async fn ensure_topic(
     client: &Client,
     topic: &str,
     partitions: i32,
+    replication_factor: i16,
     deadline: Duration,
 ) -> Result<(), String> {
     let existing = within(deadline, "list topics", client.list_topics()).await.map_err(|e| e.to_string())?;
@@ -85,13 +87,22 @@ pub async fn ensure_topic(
     }
     let controller = client.controller_client().map_err(|e| format!("kafka controller: {e}"))?;
     let timeout_ms = i32::try_from(deadline.as_millis()).unwrap_or(i32::MAX);
-    match within(deadline, "create topic", controller.create_topic(topic, partitions, 1, timeout_ms)).await {
+    match within(
+        deadline,
+        "create topic",
+        controller.create_topic(topic, partitions, replication_factor, timeout_ms),
+    )
+    .await
+    {
         Ok(()) => Ok(()),
         // Another instance created it between our list and create: check its count.
         Err(e) if e.to_string().contains("TopicAlreadyExists") => {
-            Box::pin(ensure_topic(client, topic, partitions, deadline)).await
+            Box::pin(ensure_topic(client, topic, partitions, replication_factor, deadline)).await
         }
-        Err(e) => Err(format!("creating kafka topic `{topic}`: {e}")),
+        Err(e) => Err(format!(
+            "creating kafka topic `{topic}` ({partitions} partitions, replication factor \
+             {replication_factor}): {e} (APP__KAFKA__REPLICATION_FACTOR must not exceed the brokers)"
+        )),
     }
 }
 

@@ -43,6 +43,11 @@ pub struct KafkaConfig {
     pub brokers: String,
     /// Partitions of the applications topic (`kafka-redis-lock`, `kafka-keyed`).
     pub partitions: i32,
+    /// Replicas of each partition when nanum creates its topics (1 for a single broker; 3
+    /// on a three-broker cluster, whose `min.insync.replicas = 2` then keeps every
+    /// acknowledged record through the loss of one broker). Existing topics are left as
+    /// they are.
+    pub replication_factor: i16,
     /// Applications topic; answers go to `<topic>.results`. One topic per database.
     pub topic: String,
     /// How long an HTTP request waits for its answer before 202 `pending`.
@@ -58,6 +63,7 @@ impl Default for KafkaConfig {
         Self {
             brokers: String::new(),
             partitions: 3,
+            replication_factor: 1,
             topic: "nanum.applications".into(),
             reply_timeout_ms: 5_000,
             deadline_ms: 3_000,

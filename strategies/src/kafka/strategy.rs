@@ -84,8 +84,9 @@ impl KafkaStrategy {
         let partitions =
             if name == StrategyName::KafkaSinglePartition { 1 } else { config.partitions.max(1) };
         let results_topic = format!("{}.results", config.topic);
-        ensure_topic(&client, &config.topic, partitions, deadline).await?;
-        ensure_topic(&client, &results_topic, 1, deadline).await?;
+        let replicas = config.replication_factor.max(1);
+        ensure_topic(&client, &config.topic, partitions, replicas, deadline).await?;
+        ensure_topic(&client, &results_topic, 1, replicas, deadline).await?;
         let producers = partition_clients(&client, &config.topic, partitions, deadline)
             .await
             .map_err(|e| e.to_string())?
