@@ -139,6 +139,11 @@ impl Deployment {
         Ok(Crowd::new(self.client.clone(), self.api.clone(), self.admin.clone(), tokens))
     }
 
+    /// The admin's bearer token (the deployment made the admin with a password of its own).
+    pub fn admin_token(&self) -> &str {
+        &self.admin
+    }
+
     /// The deployment's own database (for checks made beside the API).
     pub fn database_url(&self) -> &str {
         &self.database.url

@@ -99,7 +99,7 @@ async fn kafka_redis_lock_with_redis_restarted_empty_mid_race_neither_over_alloc
     // The shared lease loop raised the fence counter past the database's token: the workers'
     // logs say so, and the counter now in Redis is not behind the stored token.
     let mut raised = 0;
-    for worker in &launched.cluster.instances[topology.api()..] {
+    for worker in &launched.deployment.cluster.instances[topology.api()..] {
         let log = std::fs::read_to_string(&worker.log).unwrap_or_default();
         raised += log.matches("fence counter was behind the database; raised").count();
     }
