@@ -4,7 +4,7 @@
 
 use std::{net::TcpListener, sync::Arc, time::Duration};
 
-use actix_web::{App, HttpServer, dev::Server, web};
+use actix_web::{App, HttpServer, dev::Server, middleware, web};
 use sea_orm::DatabaseConnection;
 use sea_orm_migration::MigratorTrait;
 use strategies::{Backends, StrategyName, build_strategy, kafka::Placement, redis_pool};
@@ -21,6 +21,7 @@ use crate::{
         outbox::{self, SyncConfig},
     },
     state::AppState,
+    telemetry,
 };
 
 /// A built, bound, not yet running server.
@@ -38,6 +39,8 @@ impl Application {
     /// backend is missing, or a port in use.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         settings.check().map_err(anyhow::Error::msg)?;
+        // before anything registers a metric (the strategy's handles are taken when built)
+        let metrics = telemetry::install();
         let db = db::connect(&settings.database).await.map_err(anyhow::Error::msg)?;
         Migrator::up(&db, None).await.map_err(|e| anyhow::anyhow!("database migration failed: {e}"))?;
         let passwords = PasswordService::new(&settings.auth.argon2).map_err(anyhow::Error::msg)?;
@@ -89,9 +92,15 @@ impl Application {
             passwords,
             search,
             events: EventCache::default(),
+            metrics,
         });
         let mut server =
-            HttpServer::new(move || App::new().app_data(state.clone()).configure(routes::configure))
+            HttpServer::new(move || {
+            App::new()
+                .wrap(middleware::from_fn(telemetry::measure))
+                .app_data(state.clone())
+                .configure(routes::configure)
+        })
                 .shutdown_timeout(10);
         if workers > 0 {
             server = server.workers(workers);

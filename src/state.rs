@@ -34,4 +34,6 @@ pub struct AppState {
     pub search: Arc<SearchIndex>,
     /// Events by id (immutable once created).
     pub events: EventCache,
+    /// The process's Prometheus recorder, rendered by `GET /metrics`.
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
 }

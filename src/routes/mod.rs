@@ -5,6 +5,7 @@ mod applications;
 mod books;
 mod events;
 mod health;
+mod prometheus;
 mod search;
 mod users;
 
@@ -23,6 +24,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::NotFound("resource").into()))
         .service(health::live)
         .service(health::ready)
+        .service(prometheus::metrics)
         .service(
             web::scope("/api/v1")
                 .service(health::strategy)

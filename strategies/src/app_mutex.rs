@@ -10,6 +10,7 @@ use sea_orm::DatabaseConnection;
 use crate::{
     ApplyOutcome, ApplyRequest, ConcurrencyStrategy, StrategyError, StrategyName,
     event_locks::EventLocks,
+    probes::{StrategyProbes, probes},
     section::{self, Gate},
     sold_out::SoldOutBook,
 };
@@ -22,11 +23,12 @@ pub(crate) struct AppMutex {
     /// The sold-out shortcut, asked again by the section after the queue (the event may
     /// have sold out while this request waited).
     sold_out: Option<Arc<SoldOutBook>>,
+    probes: &'static StrategyProbes,
 }
 
 impl AppMutex {
     pub(crate) fn new(db: DatabaseConnection, sold_out: Option<Arc<SoldOutBook>>) -> Self {
-        Self { db, locks: EventLocks::default(), sold_out }
+        Self { db, locks: EventLocks::default(), sold_out, probes: probes(StrategyName::AppMutex) }
     }
 }
 
@@ -37,7 +39,10 @@ impl ConcurrencyStrategy for AppMutex {
     }
 
     async fn apply(&self, request: &ApplyRequest) -> Result<ApplyOutcome, StrategyError> {
+        let queued = std::time::Instant::now();
         let _turn = self.locks.lock(request.event_id).await;
-        section::run_to_outcome(&self.db, self.sold_out.as_deref(), request, Gate::ReadModifyWrite).await
+        self.probes.waited(queued.elapsed());
+        section::run_to_outcome(&self.db, self.sold_out.as_deref(), request, Gate::ReadModifyWrite, self.probes)
+            .await
     }
 }

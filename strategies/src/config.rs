@@ -304,7 +304,9 @@ pub async fn build_strategy(
             }
             let lock = if name == StrategyName::KafkaRedisLock && config.kafka_lock {
                 let redis = need_redis(name)?;
-                Some(Arc::new(RedisLock::new(db.clone(), redis, redis_prefix, config.redis_lock.clone())))
+                Some(Arc::new(
+                    RedisLock::new(db.clone(), redis, redis_prefix, config.redis_lock.clone()).measured_as(name),
+                ))
             } else {
                 None
             };
@@ -314,10 +316,11 @@ pub async fn build_strategy(
             Arc::new(strategy)
         }
     };
-    Ok(match book {
+    let strategy: Arc<dyn ConcurrencyStrategy> = match book {
         Some(book) => Arc::new(Shortcut::new(strategy, book)),
         None => strategy,
-    })
+    };
+    Ok(Arc::new(crate::probes::Measured::new(strategy)))
 }
 
 #[cfg(test)]

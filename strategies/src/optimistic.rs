@@ -10,6 +10,7 @@ use sea_orm::DatabaseConnection;
 
 use crate::{
     ApplyOutcome, ApplyRequest, ConcurrencyStrategy, OptimisticConfig, StrategyError, StrategyName,
+    probes::{StrategyProbes, probes},
     section::{self, Attempt, Gate},
     sold_out::SoldOutBook,
 };
@@ -21,6 +22,7 @@ pub(crate) struct Optimistic {
     config: OptimisticConfig,
     /// The sold-out shortcut, asked again by every retry's section.
     sold_out: Option<Arc<SoldOutBook>>,
+    probes: &'static StrategyProbes,
 }
 
 impl Optimistic {
@@ -29,7 +31,7 @@ impl Optimistic {
         config: OptimisticConfig,
         sold_out: Option<Arc<SoldOutBook>>,
     ) -> Self {
-        Self { db, config, sold_out }
+        Self { db, config, sold_out, probes: probes(StrategyName::OptimisticLock) }
     }
 }
 
@@ -42,9 +44,17 @@ impl ConcurrencyStrategy for Optimistic {
     async fn apply(&self, request: &ApplyRequest) -> Result<ApplyOutcome, StrategyError> {
         let attempts = self.config.max_attempts.max(1);
         for attempt in 0..attempts {
-            match section::run_retrying(&self.db, self.sold_out.as_deref(), request, Gate::Versioned).await? {
+            let section = section::run_retrying(
+                &self.db,
+                self.sold_out.as_deref(),
+                request,
+                Gate::Versioned,
+                self.probes,
+            );
+            match section.await? {
                 Attempt::Done(outcome) => return Ok(outcome),
                 Attempt::Conflict | Attempt::Fenced => {
+                    self.probes.conflict_retries.increment(1);
                     tracing::trace!(attempt, event_id = request.event_id, "version moved; retrying");
                     self.config.backoff().sleep(attempt).await;
                 }

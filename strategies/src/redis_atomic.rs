@@ -16,6 +16,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 
 use crate::{
     ApplyOutcome, ApplyRequest, ConcurrencyStrategy, StrategyError, StrategyName,
+    probes::{StrategyProbes, probes},
     redis_pool::unavailable,
     schema,
     section::{self, Gate},
@@ -50,11 +51,12 @@ pub(crate) struct RedisAtomic {
     db: DatabaseConnection,
     redis: Pool,
     prefix: String,
+    probes: &'static StrategyProbes,
 }
 
 impl RedisAtomic {
     pub(crate) fn new(db: DatabaseConnection, redis: Pool, prefix: String) -> Self {
-        Self { db, redis, prefix }
+        Self { db, redis, prefix, probes: probes(StrategyName::RedisAtomic) }
     }
 
     fn keys(&self, event_id: i64) -> [String; 2] {
@@ -123,7 +125,7 @@ impl ConcurrencyStrategy for RedisAtomic {
             _ => {}
         }
         // A winner in Redis: record it. Anything but a win gives the copy back.
-        let written = section::run_to_outcome(&self.db, None, request, Gate::Atomic).await;
+        let written = section::run_to_outcome(&self.db, None, request, Gate::Atomic, self.probes).await;
         if !matches!(written, Ok(ApplyOutcome::Won { .. })) {
             self.give_back(request).await;
         }

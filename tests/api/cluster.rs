@@ -29,6 +29,16 @@ static ONE_CLUSTER_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const
 /// Starts `strategy` in `topology` on a fresh database (plus Redis / a fresh Kafka topic
 /// when the strategy needs them), with `extra` environment for every instance.
 pub async fn launch(strategy: StrategyName, topology: Topology, extra: &[(&str, &str)]) -> Option<Launched> {
+    launch_crowd(strategy, topology, READERS, extra).await
+}
+
+/// As [`launch`], with a crowd of `readers`.
+pub async fn launch_crowd(
+    strategy: StrategyName,
+    topology: Topology,
+    readers: usize,
+    extra: &[(&str, &str)],
+) -> Option<Launched> {
     let turn = ONE_CLUSTER_AT_A_TIME.lock().await;
     let url = contract::fresh_mariadb_url("cluster").await?;
     let mut env = vec![
@@ -57,7 +67,7 @@ pub async fn launch(strategy: StrategyName, topology: Topology, extra: &[(&str, 
     let cluster = Cluster::start(binary, topology.count(), &env, &roles).await.expect("start the instances");
     let settings = configuration::load_for("test", &[]).expect("test settings");
     let admin = (settings.auth.admin_email.as_str(), settings.auth.admin_password.expose());
-    let crowd = Crowd::sign_up(&cluster.addresses()[..topology.api()], READERS, admin)
+    let crowd = Crowd::sign_up(&cluster.addresses()[..topology.api()], readers, admin)
         .await
         .expect("sign the crowd up");
     Some(Launched { cluster, crowd, database_url: url, _turn: turn })

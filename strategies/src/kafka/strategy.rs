@@ -25,7 +25,9 @@ use super::{
     worker::Worker,
 };
 use crate::{
-    ApplyOutcome, ApplyRequest, ConcurrencyStrategy, StrategyError, StrategyName, redis_lock::RedisLock,
+    ApplyOutcome, ApplyRequest, ConcurrencyStrategy, StrategyError, StrategyName,
+    probes::{StrategyProbes, probes},
+    redis_lock::RedisLock,
 };
 
 /// Produces applications and waits for their answers; starts the consumers this instance
@@ -46,6 +48,7 @@ pub(crate) struct KafkaStrategy {
     results: Arc<PartitionClient>,
     waiters: Arc<Waiters>,
     round_robin: AtomicUsize,
+    probes: &'static StrategyProbes,
 }
 
 impl KafkaStrategy {
@@ -89,8 +92,9 @@ impl KafkaStrategy {
             client,
             producers,
             results,
-            waiters: Arc::default(),
+            waiters: Arc::new(Waiters::new(probes(name).pending.clone())),
             round_robin: AtomicUsize::new(0),
+            probes: probes(name),
         })
     }
 
@@ -122,7 +126,7 @@ impl ConcurrencyStrategy for KafkaStrategy {
             request_id: request.request_id.clone(),
             origin: self.origin.clone(),
         };
-        let value = serde_json::to_vec(&message).map_err(|e| StrategyError::Unavailable(e.to_string()))?;
+        let value = serde_json::to_vec(&message).map_err(|e| StrategyError::Unavailable(format!("kafka record: {e}")))?;
         let record = Record {
             key: Some(request.event_id.to_string().into_bytes()),
             value: Some(value),
@@ -131,14 +135,17 @@ impl ConcurrencyStrategy for KafkaStrategy {
         };
         // Register before producing: a local consumer may answer before produce returns.
         let answer = self.waiters.register(&request.request_id);
-        if let Err(e) = self.producers[self.partition_for(request)].produce(record).await {
+        let producing = std::time::Instant::now();
+        let produced = self.producers[self.partition_for(request)].produce(record).await;
+        self.probes.produce.record(producing.elapsed().as_secs_f64());
+        if let Err(e) = produced {
             self.waiters.forget(&request.request_id);
             return Err(e);
         }
         match tokio::time::timeout(Duration::from_millis(self.config.reply_timeout_ms), answer).await {
             Ok(Ok(outcome)) => Ok(outcome),
             _ => {
-                self.waiters.forget(&request.request_id);
+                self.waiters.gave_up(&request.request_id);
                 Ok(ApplyOutcome::Pending)
             }
         }
@@ -172,6 +179,7 @@ impl ConcurrencyStrategy for KafkaStrategy {
                 lock: self.lock.clone(),
                 deadline,
                 max_wait_ms: self.config.fetch_max_wait_ms,
+                probes: self.probes,
             };
             tokio::spawn(worker.run());
         }
