@@ -10,6 +10,7 @@ mod health;
 mod helpers;
 mod kafka;
 mod loadtest;
+mod metrics;
 mod outage;
 mod proxy;
 mod race;
