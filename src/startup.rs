@@ -94,14 +94,13 @@ impl Application {
             events: EventCache::default(),
             metrics,
         });
-        let mut server =
-            HttpServer::new(move || {
+        let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(middleware::from_fn(telemetry::measure))
                 .app_data(state.clone())
                 .configure(routes::configure)
         })
-                .shutdown_timeout(10);
+        .shutdown_timeout(10);
         if workers > 0 {
             server = server.workers(workers);
         }

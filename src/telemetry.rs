@@ -97,11 +97,8 @@ fn http_handles(key: RouteKey) -> (Counter, Histogram) {
         return found.clone();
     }
     let (route, method, status) = &key;
-    let labels = [
-        ("route", route.clone()),
-        ("method", method.as_str().to_owned()),
-        ("status", status.to_string()),
-    ];
+    let labels =
+        [("route", route.clone()), ("method", method.as_str().to_owned()), ("status", status.to_string())];
     let handles = (counter!(HTTP_REQUESTS, &labels), histogram!(HTTP_SECONDS, &labels));
     cache.write().unwrap_or_else(|p| p.into_inner()).entry(key).or_insert(handles).clone()
 }
@@ -132,7 +129,8 @@ pub async fn measure(
 /// The latency histogram of `engine`.
 pub fn search_latency(engine: Engine) -> &'static Histogram {
     static HANDLES: OnceLock<[Histogram; 3]> = OnceLock::new();
-    let handles = HANDLES.get_or_init(|| Engine::ALL.map(|e| histogram!(SEARCH_SECONDS, "engine" => e.name())));
+    let handles =
+        HANDLES.get_or_init(|| Engine::ALL.map(|e| histogram!(SEARCH_SECONDS, "engine" => e.name())));
     let i = Engine::ALL.iter().position(|e| *e == engine).unwrap_or(0);
     &handles[i]
 }

@@ -42,7 +42,13 @@ impl ConcurrencyStrategy for AppMutex {
         let queued = std::time::Instant::now();
         let _turn = self.locks.lock(request.event_id).await;
         self.probes.waited(queued.elapsed());
-        section::run_to_outcome(&self.db, self.sold_out.as_deref(), request, Gate::ReadModifyWrite, self.probes)
-            .await
+        section::run_to_outcome(
+            &self.db,
+            self.sold_out.as_deref(),
+            request,
+            Gate::ReadModifyWrite,
+            self.probes,
+        )
+        .await
     }
 }

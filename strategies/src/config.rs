@@ -305,7 +305,8 @@ pub async fn build_strategy(
             let lock = if name == StrategyName::KafkaRedisLock && config.kafka_lock {
                 let redis = need_redis(name)?;
                 Some(Arc::new(
-                    RedisLock::new(db.clone(), redis, redis_prefix, config.redis_lock.clone()).measured_as(name),
+                    RedisLock::new(db.clone(), redis, redis_prefix, config.redis_lock.clone())
+                        .measured_as(name),
                 ))
             } else {
                 None

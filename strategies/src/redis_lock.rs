@@ -321,7 +321,9 @@ impl ConcurrencyStrategy for RedisLock {
         let event = request.event_id;
         self.under_leases(&BTreeSet::from([event]), queued, |tokens| async move {
             let gate = Gate::Fenced(tokens.get(&event).copied().unwrap_or(0));
-            match section::run_retrying(&self.db, self.sold_out.as_deref(), request, gate, self.probes).await? {
+            match section::run_retrying(&self.db, self.sold_out.as_deref(), request, gate, self.probes)
+                .await?
+            {
                 Attempt::Done(outcome) => Ok(Some(outcome)),
                 Attempt::Fenced | Attempt::Conflict => Ok(None),
             }

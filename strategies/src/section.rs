@@ -536,7 +536,10 @@ mod tests {
         let db = db_with_event(1).await;
         for gate in GATES {
             let req = ApplyRequest { event_id: 99, ..request(1) };
-            assert!(matches!(run(&db, None, &req, gate, p()).await, Err(DbErr::RecordNotFound(_))), "{gate:?}");
+            assert!(
+                matches!(run(&db, None, &req, gate, p()).await, Err(DbErr::RecordNotFound(_))),
+                "{gate:?}"
+            );
         }
     }
 

@@ -99,7 +99,11 @@ async fn kafka_consumer_decisions_count_100_won_and_900_rejected_and_the_answers
     let Some((launched, report)) = race(strategy).await else { return };
     let address = &launched.cluster.addresses()[0];
     let decided = |body: &str, outcome| {
-        sample_sum(body, "nanum_kafka_decisions_total", &[("strategy", strategy.as_str()), ("outcome", outcome)])
+        sample_sum(
+            body,
+            "nanum_kafka_decisions_total",
+            &[("strategy", strategy.as_str()), ("outcome", outcome)],
+        )
     };
     // late answers reach the waiters just after their commit; give them a moment
     let mut body = scrape(address).await;

@@ -126,7 +126,8 @@ impl ConcurrencyStrategy for KafkaStrategy {
             request_id: request.request_id.clone(),
             origin: self.origin.clone(),
         };
-        let value = serde_json::to_vec(&message).map_err(|e| StrategyError::Unavailable(format!("kafka record: {e}")))?;
+        let value = serde_json::to_vec(&message)
+            .map_err(|e| StrategyError::Unavailable(format!("kafka record: {e}")))?;
         let record = Record {
             key: Some(request.event_id.to_string().into_bytes()),
             value: Some(value),
