@@ -25,6 +25,9 @@ use crate::{ApplyOutcome, ApplyRequest, ConcurrencyStrategy, StrategyError, Stra
 pub const APPLICATIONS: &str = "nanum_applications_total";
 /// Counter: Kafka consumers' committed decisions on this instance, by strategy and outcome.
 pub const KAFKA_DECISIONS: &str = "nanum_kafka_decisions_total";
+/// Counter: answers the sold-out shortcut gave before the strategy ran (never produced,
+/// never locked), by strategy.
+pub const SHORTCUT: &str = "nanum_sold_out_shortcut_total";
 /// Histogram: waiting for what serialises the section (see the README's metrics table).
 pub const LOCK_WAIT: &str = "nanum_strategy_lock_wait_seconds";
 /// Histogram: one run of the critical section's transaction, `BEGIN` to its end.
@@ -95,6 +98,7 @@ pub struct StrategyProbes {
     unavailable: [Counter; 3],
     pub(crate) produce: Histogram,
     pub(crate) pending: Gauge,
+    pub(crate) shortcut: Counter,
 }
 
 const OUTCOMES: [&str; 4] = ["won", "sold_out", "already_applied", "pending"];
@@ -128,6 +132,7 @@ impl StrategyProbes {
             unavailable: BACKENDS.map(|b| counter!(UNAVAILABLE, "strategy" => s, "backend" => b.as_str())),
             produce: histogram!(KAFKA_PRODUCE, "strategy" => s),
             pending: gauge!(KAFKA_PENDING, "strategy" => s),
+            shortcut: counter!(SHORTCUT, "strategy" => s),
         }
     }
 
