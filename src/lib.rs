@@ -18,6 +18,7 @@
 //!   defined in the `strategies` crate, which also holds every concurrency strategy.
 //! - [`search`]: catalogue search — the tantivy index, the outbox that keeps it following
 //!   the database, and the `like` / `fulltext` / `tantivy` engines side by side.
+//! - [`telemetry`]: Prometheus metrics (recorder, HTTP middleware, `GET /metrics`).
 //! - [`seed`]: a generated catalogue (Korean and English) for measuring search.
 //! - [`cli`]: the `nanum` command line (`loadtest` and `compare` are in the `nanum-load`
 //!   crate, with the multi-instance harness the tests use).
@@ -38,3 +39,4 @@ pub mod search;
 pub mod seed;
 pub mod startup;
 pub mod state;
+pub mod telemetry;

@@ -25,6 +25,7 @@ use crate::{
         outbox::{self, SyncConfig},
     },
     state::AppState,
+    telemetry,
 };
 
 /// A built, bound, not yet running server.
@@ -42,6 +43,8 @@ impl Application {
     /// backend is missing, or a port in use.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         settings.check().map_err(anyhow::Error::msg)?;
+        // before anything registers a metric (the strategy's handles are taken when built)
+        let metrics = telemetry::install();
         let db = db::connect(&settings.database).await.map_err(anyhow::Error::msg)?;
         Migrator::up(&db, None).await.map_err(|e| anyhow::anyhow!("database migration failed: {e}"))?;
         let gate = HashGate::new(
@@ -103,6 +106,7 @@ impl Application {
             search,
             events: EventCache::default(),
             breakers: Breakers::default(),
+            metrics,
         });
         // Built once from the same registration every worker does below.
         let api = routes::openapi_document();
@@ -110,7 +114,9 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 // the last `wrap` runs first: every answer, a breaker's included, is logged
+                // and measured
                 .wrap(middleware::from_fn(breaker::fail_fast))
+                .wrap(middleware::from_fn(telemetry::measure))
                 .wrap(middleware::from_fn(logging::log_request))
                 .into_utoipa_app()
                 .configure(routes::configure)

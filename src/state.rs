@@ -40,4 +40,6 @@ pub struct AppState {
     pub events: EventCache,
     /// One circuit breaker per backend: fail fast while it is down.
     pub breakers: Breakers,
+    /// The process's Prometheus recorder, rendered by `GET /metrics`.
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
 }

@@ -6,6 +6,7 @@ mod books;
 mod events;
 mod health;
 pub mod openapi;
+mod prometheus;
 mod search;
 mod users;
 
@@ -27,6 +28,7 @@ pub fn configure(cfg: &mut ServiceConfig<'_>) {
         .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::NotFound("resource").into()))
         .service(health::live)
         .service(health::ready)
+        .service(prometheus::metrics)
         .service(
             scope("/api/v1")
                 .service(health::strategy)

@@ -43,6 +43,7 @@ pub const ERRORS: &[(&str, &[&str])] = &[
     ("live", &[]),
     ("ready", &[]),
     ("strategy", &[]),
+    ("metrics", &[]),
     (
         "register",
         &[

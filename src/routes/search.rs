@@ -12,6 +12,7 @@ use crate::{
     error::ApiError,
     search::engines::{self, Engine, SearchRequest},
     state::AppState,
+    telemetry,
 };
 
 /// The query string; a value of the wrong type (`page=-1`, `engine=solr`) is 400
@@ -49,7 +50,10 @@ pub(crate) async fn search(
     let started = Instant::now();
     let query = query.into_inner();
     let request = SearchRequest::new(&query.q, query.page.unwrap_or(1), query.size.unwrap_or(20))?;
-    let results = engines::run(query.engine, &state.db, &state.search, &request).await?;
+    let searching = Instant::now();
+    let results = engines::run(query.engine, &state.db, &state.search, &request).await;
+    telemetry::search_latency(query.engine).record(searching.elapsed().as_secs_f64());
+    let results = results?;
     let took_ms = (started.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0;
     Ok(HttpResponse::Ok().json(json!({
         "engine": query.engine.name(),

@@ -11,6 +11,7 @@ use crate::{
     ApplyOutcome, ApplyRequest, BuildError, ConcurrencyStrategy, StrategyError, StrategyName,
     event_locks::EventLocks,
     registry::Parts,
+    probes::{StrategyProbes, probes},
     section::{self, Gate},
     sold_out::SoldOutBook,
 };
@@ -23,11 +24,17 @@ pub(crate) struct AppMutex {
     /// The sold-out shortcut, asked again by the section after the queue (the event may
     /// have sold out while this request waited).
     sold_out: Option<Arc<SoldOutBook>>,
+    probes: &'static StrategyProbes,
 }
 
 /// The registry's constructor.
 pub(crate) async fn build(parts: &Parts<'_>) -> Result<Arc<dyn ConcurrencyStrategy>, BuildError> {
-    Ok(Arc::new(AppMutex { db: parts.db.clone(), locks: EventLocks::default(), sold_out: parts.book.clone() }))
+    Ok(Arc::new(AppMutex {
+        db: parts.db.clone(),
+        locks: EventLocks::default(),
+        sold_out: parts.book.clone(),
+        probes: probes(StrategyName::AppMutex),
+    }))
 }
 
 #[async_trait]
@@ -37,7 +44,16 @@ impl ConcurrencyStrategy for AppMutex {
     }
 
     async fn apply(&self, request: &ApplyRequest) -> Result<ApplyOutcome, StrategyError> {
+        let queued = std::time::Instant::now();
         let _turn = self.locks.lock(request.event_id).await;
-        section::run_to_outcome(&self.db, self.sold_out.as_deref(), request, Gate::ReadModifyWrite).await
+        self.probes.waited(queued.elapsed());
+        section::run_to_outcome(
+            &self.db,
+            self.sold_out.as_deref(),
+            request,
+            Gate::ReadModifyWrite,
+            self.probes,
+        )
+        .await
     }
 }

@@ -213,10 +213,11 @@ pub async fn build_strategy(
 ) -> Result<Arc<dyn ConcurrencyStrategy>, BuildError> {
     let parts = Parts::new(config, backends.into());
     let strategy = config.strategy.construct(&parts).await?;
-    Ok(match parts.book {
+    let strategy: Arc<dyn ConcurrencyStrategy> = match parts.book {
         Some(book) => Arc::new(Shortcut::new(strategy, book)),
         None => strategy,
-    })
+    };
+    Ok(Arc::new(crate::probes::Measured::new(strategy)))
 }
 
 #[cfg(test)]

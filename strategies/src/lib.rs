@@ -26,6 +26,7 @@
 //! - [`kafka`]: the three Kafka strategies (producer, consumers, offsets in the database).
 //! - [`backoff`]: the one jittered exponential retry delay every loop uses.
 //! - [`outcomes`]: the outcome store (every request's final answer, consumer offsets).
+//! - [`probes`]: the strategies' Prometheus metrics (counters, histograms; `metrics` facade).
 //! - [`redis_pool`]: the Redis pool (deadlines on every call) and Redis error mapping.
 //! - [`dberr`]: classification of database errors (unique violation, transient, outage).
 //! - [`contract`]: the shared contract suite (a race harness plus its invariant checks).
@@ -43,6 +44,7 @@ pub mod dberr;
 mod event_locks;
 pub mod kafka;
 pub mod outcomes;
+pub mod probes;
 pub mod redis_lock;
 pub mod redis_pool;
 pub mod schema;

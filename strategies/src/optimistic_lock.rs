@@ -11,6 +11,7 @@ use sea_orm::DatabaseConnection;
 use crate::{
     ApplyOutcome, ApplyRequest, BuildError, ConcurrencyStrategy, OptimisticConfig, StrategyError,
     StrategyName,
+    probes::{StrategyProbes, probes},
     registry::Parts,
     section::{self, Attempt, Gate},
     sold_out::SoldOutBook,
@@ -23,6 +24,7 @@ pub(crate) struct Optimistic {
     config: OptimisticConfig,
     /// The sold-out shortcut, asked again by every retry's section.
     sold_out: Option<Arc<SoldOutBook>>,
+    probes: &'static StrategyProbes,
 }
 
 /// The registry's constructor.
@@ -31,6 +33,7 @@ pub(crate) async fn build(parts: &Parts<'_>) -> Result<Arc<dyn ConcurrencyStrate
         db: parts.db.clone(),
         config: parts.config.optimistic.clone(),
         sold_out: parts.book.clone(),
+        probes: probes(StrategyName::OptimisticLock),
     }))
 }
 
@@ -43,9 +46,17 @@ impl ConcurrencyStrategy for Optimistic {
     async fn apply(&self, request: &ApplyRequest) -> Result<ApplyOutcome, StrategyError> {
         let attempts = self.config.max_attempts.max(1);
         for attempt in 0..attempts {
-            match section::run_retrying(&self.db, self.sold_out.as_deref(), request, Gate::Versioned).await? {
+            let section = section::run_retrying(
+                &self.db,
+                self.sold_out.as_deref(),
+                request,
+                Gate::Versioned,
+                self.probes,
+            );
+            match section.await? {
                 Attempt::Done(outcome) => return Ok(outcome),
                 Attempt::Conflict | Attempt::Fenced => {
+                    self.probes.conflict_retries.increment(1);
                     tracing::trace!(attempt, event_id = request.event_id, "version moved; retrying");
                     self.config.backoff().sleep(attempt).await;
                 }

@@ -18,6 +18,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 
 use crate::{
     Backend, ApplyOutcome, ApplyRequest, BuildError, ConcurrencyStrategy, StrategyError, StrategyName,
+    probes::{StrategyProbes, probes},
     redis_pool::unavailable,
     registry::Parts,
     schema,
@@ -53,11 +54,17 @@ pub(crate) struct RedisAtomic {
     db: DatabaseConnection,
     redis: Pool,
     prefix: String,
+    probes: &'static StrategyProbes,
 }
 
 /// The registry's constructor.
 pub(crate) async fn build(parts: &Parts<'_>) -> Result<Arc<dyn ConcurrencyStrategy>, BuildError> {
-    Ok(Arc::new(RedisAtomic { db: parts.db.clone(), redis: parts.redis()?, prefix: parts.redis_prefix.clone() }))
+    Ok(Arc::new(RedisAtomic {
+        db: parts.db.clone(),
+        redis: parts.redis()?,
+        prefix: parts.redis_prefix.clone(),
+        probes: probes(StrategyName::RedisAtomic),
+    }))
 }
 
 impl RedisAtomic {
@@ -127,7 +134,7 @@ impl ConcurrencyStrategy for RedisAtomic {
             _ => {}
         }
         // A winner in Redis: record it. Anything but a win gives the copy back.
-        let written = section::run_to_outcome(&self.db, None, request, Gate::Atomic).await;
+        let written = section::run_to_outcome(&self.db, None, request, Gate::Atomic, self.probes).await;
         if !matches!(written, Ok(ApplyOutcome::Won { .. })) {
             self.give_back(request).await;
         }

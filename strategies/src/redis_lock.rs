@@ -28,6 +28,7 @@ use crate::{
     ApplyOutcome, ApplyRequest, BuildError, ConcurrencyStrategy, StrategyError, StrategyName,
     backoff::Backoff,
     event_locks::EventLocks,
+    probes::{StrategyProbes, probes},
     redis_pool::unavailable,
     registry::Parts,
     section::{self, Attempt, Gate},
@@ -95,6 +96,8 @@ pub struct RedisLock {
     local: EventLocks,
     /// The sold-out shortcut, asked again at the head of the queue.
     sold_out: Option<Arc<SoldOutBook>>,
+    /// `redis-lock`'s, or `kafka-redis-lock`'s when its consumers hold the lock.
+    probes: &'static StrategyProbes,
 }
 
 /// The registry's constructor (the lock asks the sold-out book at the head of its queue).
@@ -111,7 +114,21 @@ pub(crate) async fn build(parts: &Parts<'_>) -> Result<Arc<dyn ConcurrencyStrate
 impl RedisLock {
     /// A strategy using keys under `prefix` (one prefix per database).
     pub fn new(db: DatabaseConnection, redis: Pool, prefix: String, config: RedisLockConfig) -> Self {
-        Self { db, redis, prefix, config, local: EventLocks::default(), sold_out: None }
+        Self {
+            db,
+            redis,
+            prefix,
+            config,
+            local: EventLocks::default(),
+            sold_out: None,
+            probes: probes(StrategyName::RedisLock),
+        }
+    }
+
+    /// Counts its waits, timeouts and sections under `name` (the Kafka strategy using it).
+    pub(crate) fn measured_as(mut self, name: StrategyName) -> Self {
+        self.probes = probes(name);
+        self
     }
 
     /// Asks `book` at the head of the local queue, before taking the lock.
@@ -158,6 +175,7 @@ impl RedisLock {
                 return Ok(lease);
             }
             if started.elapsed() >= max_wait {
+                self.probes.lock_timeouts.increment(1);
                 return Err(StrategyError::LockTimeout { waited_ms: self.config.max_wait_ms });
             }
             backoff.sleep(attempt).await;
@@ -188,9 +206,8 @@ impl RedisLock {
         lease: &Lease,
         request: &ApplyRequest,
     ) -> Result<Option<ApplyOutcome>, StrategyError> {
-        match section::run_retrying(&self.db, self.sold_out.as_deref(), request, Gate::Fenced(lease.token))
-            .await?
-        {
+        let gate = Gate::Fenced(lease.token);
+        match section::run_retrying(&self.db, self.sold_out.as_deref(), request, gate, self.probes).await? {
             Attempt::Done(outcome) => Ok(Some(outcome)),
             Attempt::Fenced | Attempt::Conflict => Ok(None),
         }
@@ -231,15 +248,24 @@ impl RedisLock {
     /// # Errors
     ///
     /// A lock that could not be taken in time, Redis or database failures, or `work`'s own.
+    ///
+    /// The time from `queued` (when the caller started waiting, local queue included) to
+    /// holding every lease is recorded as lock wait, once per round.
     pub(crate) async fn under_leases<T, Fut>(
         &self,
         events: &BTreeSet<i64>,
+        queued: Instant,
         mut work: impl FnMut(BTreeMap<i64, i64>) -> Fut,
     ) -> Result<T, StrategyError>
     where
         Fut: std::future::Future<Output = Result<Option<T>, StrategyError>>,
     {
-        for _ in 0..LEASE_ROUNDS {
+        let mut waiting_since = queued;
+        for round in 0..LEASE_ROUNDS {
+            if round > 0 {
+                self.probes.fenced_retries.increment(1);
+                waiting_since = Instant::now();
+            }
             let mut leases = Vec::with_capacity(events.len());
             for &event in events {
                 match self.acquire(event).await {
@@ -250,6 +276,7 @@ impl RedisLock {
                     }
                 }
             }
+            self.probes.waited(waiting_since.elapsed());
             let tokens = leases.iter().map(|l| (l.event_id, l.token)).collect();
             let result = work(tokens).await;
             let mut repaired = Ok(());
@@ -298,14 +325,15 @@ impl ConcurrencyStrategy for RedisLock {
     }
 
     async fn apply(&self, request: &ApplyRequest) -> Result<ApplyOutcome, StrategyError> {
+        let queued = Instant::now();
         let _turn = self.local.lock(request.event_id).await;
         if let Some(outcome) = self.sold_out.as_deref().and_then(|b| b.answer_from_memory(request)) {
             return Ok(outcome);
         }
         let event = request.event_id;
-        self.under_leases(&BTreeSet::from([event]), |tokens| async move {
-            let token = tokens.get(&event).copied().unwrap_or(0);
-            match section::run_retrying(&self.db, self.sold_out.as_deref(), request, Gate::Fenced(token))
+        self.under_leases(&BTreeSet::from([event]), queued, |tokens| async move {
+            let gate = Gate::Fenced(tokens.get(&event).copied().unwrap_or(0));
+            match section::run_retrying(&self.db, self.sold_out.as_deref(), request, gate, self.probes)
                 .await?
             {
                 Attempt::Done(outcome) => Ok(Some(outcome)),

@@ -15,6 +15,7 @@ use crate::{
     backoff::Backoff,
     dberr::{is_transient, is_unique_violation},
     outcomes::placeholders,
+    probes::StrategyProbes,
     registry::Parts,
     schema::stmt,
     sold_out::SoldOutBook,
@@ -75,11 +76,26 @@ pub(crate) async fn begin(db: &DatabaseConnection) -> Result<DatabaseTransaction
 /// With the sold-out shortcut (`book`), a request that waited for its pooled connection
 /// first asks the book (the event may have sold out meanwhile), and a losing section that
 /// read `remaining = 0` teaches the book inside its own transaction before it ends.
+/// `probes` gets the transaction's duration (and, from [`steps`], the row-lock wait).
 pub(crate) async fn run(
     db: &DatabaseConnection,
     book: Option<&SoldOutBook>,
     req: &ApplyRequest,
     gate: Gate,
+    probes: &StrategyProbes,
+) -> Result<Attempt, DbErr> {
+    let began = std::time::Instant::now();
+    let attempt = run_section(db, book, req, gate, probes).await;
+    probes.section.record(began.elapsed().as_secs_f64());
+    attempt
+}
+
+async fn run_section(
+    db: &DatabaseConnection,
+    book: Option<&SoldOutBook>,
+    req: &ApplyRequest,
+    gate: Gate,
+    probes: &StrategyProbes,
 ) -> Result<Attempt, DbErr> {
     let tx = begin(db).await?;
     if let Some(outcome) = book.and_then(|b| b.answer_from_memory(req)) {
@@ -87,7 +103,7 @@ pub(crate) async fn run(
         return Ok(Attempt::Done(outcome));
     }
     let backend = tx.get_database_backend();
-    let attempt = steps(&tx, backend, req, gate).await?;
+    let attempt = steps(&tx, backend, req, gate, Some(probes)).await?;
     match attempt {
         Attempt::Done(ApplyOutcome::Won { .. }) => tx.commit().await?,
         Attempt::Done(ApplyOutcome::SoldOut) => {
@@ -132,18 +148,28 @@ async fn fence_and_read(
 /// the duplicate check runs only on the losing path, because for a winner the unique index
 /// on `(event_id, user_id)` is that check (a reader who already holds a copy fails the
 /// insert, and the rollback returns the decrement).
+///
+/// With `probes`, the statement that waits for the stock row's lock is timed as lock wait:
+/// the `SELECT … FOR UPDATE` of the pessimistic gate, the conditional `UPDATE` of the
+/// atomic one.
 pub(crate) async fn steps(
     tx: &DatabaseTransaction,
     backend: DbBackend,
     req: &ApplyRequest,
     gate: Gate,
+    probes: Option<&StrategyProbes>,
 ) -> Result<Attempt, DbErr> {
     let event = req.event_id;
     // 0–1. fence (Redis lock only) and read the stock; the atomic gate needs neither
     let (remaining, version) = if gate == Gate::Atomic {
         (1, 0)
     } else {
-        match fence_and_read(tx, backend, event, gate).await? {
+        let reading = std::time::Instant::now();
+        let stock = fence_and_read(tx, backend, event, gate).await?;
+        if let (Gate::ForUpdate, Some(probes)) = (gate, probes) {
+            probes.waited(reading.elapsed());
+        }
+        match stock {
             Some(stock) => stock,
             None => return Ok(Attempt::Fenced),
         }
@@ -169,7 +195,12 @@ pub(crate) async fn steps(
             vec![event.into()],
         ),
     };
-    if tx.execute_raw(stmt(backend, sql, values)).await?.rows_affected() == 0 {
+    let updating = std::time::Instant::now();
+    let updated = tx.execute_raw(stmt(backend, sql, values)).await?.rows_affected();
+    if let (Gate::Atomic, Some(probes)) = (gate, probes) {
+        probes.waited(updating.elapsed());
+    }
+    if updated == 0 {
         return Ok(match gate {
             Gate::Versioned => Attempt::Conflict,
             Gate::Atomic => {
@@ -365,14 +396,16 @@ pub(crate) async fn run_retrying(
     book: Option<&SoldOutBook>,
     req: &ApplyRequest,
     gate: Gate,
+    probes: &StrategyProbes,
 ) -> Result<Attempt, StrategyError> {
     let mut tries = 0;
     loop {
-        match run(db, book, req, gate).await {
+        match run(db, book, req, gate, probes).await {
             Ok(attempt) => return Ok(attempt),
             Err(DbErr::RecordNotFound(_)) => return Err(StrategyError::UnknownEvent(req.event_id)),
             Err(e) if is_transient(&e) && tries < TRANSIENT_RETRIES => {
                 tries += 1;
+                probes.transient_retries.increment(1);
                 tracing::debug!(error = %e, tries, "transient database error; retrying the section");
                 TRANSIENT_BACKOFF.sleep(tries).await;
             }
@@ -387,8 +420,9 @@ pub(crate) async fn run_to_outcome(
     book: Option<&SoldOutBook>,
     req: &ApplyRequest,
     gate: Gate,
+    probes: &StrategyProbes,
 ) -> Result<ApplyOutcome, StrategyError> {
-    match run_retrying(db, book, req, gate).await? {
+    match run_retrying(db, book, req, gate, probes).await? {
         Attempt::Done(outcome) => Ok(outcome),
         // only the versioned and fenced gates report these; other gates never get here
         Attempt::Conflict | Attempt::Fenced => Err(StrategyError::Contention { attempts: 1 }),
@@ -414,6 +448,7 @@ pub(crate) struct Gated {
     gate: Gate,
     db: DatabaseConnection,
     book: Option<std::sync::Arc<SoldOutBook>>,
+    probes: &'static StrategyProbes,
 }
 
 impl Gated {
@@ -423,7 +458,7 @@ impl Gated {
         db: DatabaseConnection,
         book: Option<std::sync::Arc<SoldOutBook>>,
     ) -> Self {
-        Self { name, gate, db, book }
+        Self { name, gate, db, book, probes: crate::probes::probes(name) }
     }
 }
 
@@ -449,7 +484,7 @@ impl crate::ConcurrencyStrategy for Gated {
     }
 
     async fn apply(&self, request: &ApplyRequest) -> Result<ApplyOutcome, StrategyError> {
-        run_to_outcome(&self.db, self.book.as_deref(), request, self.gate).await
+        run_to_outcome(&self.db, self.book.as_deref(), request, self.gate, self.probes).await
     }
 }
 
@@ -459,6 +494,11 @@ mod tests {
     use sea_orm::{ConnectOptions, Database};
 
     use super::*;
+
+    /// Some strategy's handles (no-ops: no recorder in unit tests).
+    fn p() -> &'static StrategyProbes {
+        crate::probes::probes(crate::StrategyName::PessimisticLock)
+    }
     use crate::{contract, schema};
 
     async fn db_with_event(copies: i32) -> DatabaseConnection {
@@ -483,13 +523,13 @@ mod tests {
         for gate in GATES {
             let db = db_with_event(2).await;
             let gate_for = |i: i64| if let Gate::Fenced(_) = gate { Gate::Fenced(i) } else { gate };
-            let first = run(&db, None, &request(10), gate_for(1)).await.expect("first");
-            let second = run(&db, None, &request(11), gate_for(2)).await.expect("second");
+            let first = run(&db, None, &request(10), gate_for(1), p()).await.expect("first");
+            let second = run(&db, None, &request(11), gate_for(2), p()).await.expect("second");
             assert!(matches!(first, Attempt::Done(ApplyOutcome::Won { .. })), "{gate:?}: {first:?}");
             assert!(matches!(second, Attempt::Done(ApplyOutcome::Won { .. })), "{gate:?}: {second:?}");
-            let again = run(&db, None, &request(10), gate_for(3)).await.expect("again");
+            let again = run(&db, None, &request(10), gate_for(3), p()).await.expect("again");
             assert_eq!(again, Attempt::Done(ApplyOutcome::AlreadyApplied), "{gate:?}");
-            let late = run(&db, None, &request(12), gate_for(4)).await.expect("late");
+            let late = run(&db, None, &request(12), gate_for(4), p()).await.expect("late");
             assert_eq!(late, Attempt::Done(ApplyOutcome::SoldOut), "{gate:?}");
             assert_eq!(schema::remaining(&db, 1).await.expect("stock"), Some(0), "{gate:?}");
             assert_eq!(schema::winners(&db, 1).await.expect("winners").len(), 2, "{gate:?}");
@@ -499,8 +539,8 @@ mod tests {
     #[tokio::test]
     async fn a_reader_who_holds_a_copy_gets_already_applied_and_the_decrement_is_rolled_back() {
         let db = db_with_event(5).await;
-        run(&db, None, &request(7), Gate::ForUpdate).await.expect("win");
-        let again = run(&db, None, &request(7), Gate::ForUpdate).await.expect("again");
+        run(&db, None, &request(7), Gate::ForUpdate, p()).await.expect("win");
+        let again = run(&db, None, &request(7), Gate::ForUpdate, p()).await.expect("again");
         assert_eq!(again, Attempt::Done(ApplyOutcome::AlreadyApplied));
         assert_eq!(
             schema::remaining(&db, 1).await.expect("stock"),
@@ -514,15 +554,18 @@ mod tests {
         let db = db_with_event(1).await;
         for gate in GATES {
             let req = ApplyRequest { event_id: 99, ..request(1) };
-            assert!(matches!(run(&db, None, &req, gate).await, Err(DbErr::RecordNotFound(_))), "{gate:?}");
+            assert!(
+                matches!(run(&db, None, &req, gate, p()).await, Err(DbErr::RecordNotFound(_))),
+                "{gate:?}"
+            );
         }
     }
 
     #[tokio::test]
     async fn a_stale_fencing_token_writes_nothing() {
         let db = db_with_event(3).await;
-        run(&db, None, &request(1), Gate::Fenced(5)).await.expect("token 5 wins");
-        let stale = run(&db, None, &request(2), Gate::Fenced(4)).await.expect("token 4");
+        run(&db, None, &request(1), Gate::Fenced(5), p()).await.expect("token 5 wins");
+        let stale = run(&db, None, &request(2), Gate::Fenced(4), p()).await.expect("token 4");
         assert_eq!(stale, Attempt::Fenced);
         assert_eq!(schema::remaining(&db, 1).await.expect("stock"), Some(2));
     }
@@ -530,7 +573,7 @@ mod tests {
     #[tokio::test]
     async fn a_batch_is_decided_in_log_order_with_duplicates_and_holders_rejected() {
         let db = db_with_event(3).await;
-        run(&db, None, &request(1), Gate::ReadModifyWrite).await.expect("reader 1 already holds one");
+        run(&db, None, &request(1), Gate::ReadModifyWrite, p()).await.expect("reader 1 already holds one");
         let tx = begin(&db).await.expect("tx");
         let applicants: Vec<_> = [(1, "a"), (2, "b"), (2, "c"), (3, "d"), (4, "e"), (5, "f")]
             .into_iter()
@@ -580,9 +623,9 @@ mod tests {
     async fn a_losing_section_teaches_the_sold_out_book_which_then_answers_from_memory() {
         let db = db_with_event(1).await;
         let book = SoldOutBook::new(db.clone());
-        run(&db, Some(&book), &request(1), Gate::ForUpdate).await.expect("win");
+        run(&db, Some(&book), &request(1), Gate::ForUpdate, p()).await.expect("win");
         assert_eq!(book.answer_from_memory(&request(2)), None, "not sold out yet as far as it knows");
-        let lost = run(&db, Some(&book), &request(2), Gate::ForUpdate).await.expect("lose");
+        let lost = run(&db, Some(&book), &request(2), Gate::ForUpdate, p()).await.expect("lose");
         assert_eq!(lost, Attempt::Done(ApplyOutcome::SoldOut));
         assert_eq!(book.answer_from_memory(&request(1)), Some(ApplyOutcome::AlreadyApplied));
         assert_eq!(book.answer_from_memory(&request(3)), Some(ApplyOutcome::SoldOut));

@@ -139,11 +139,13 @@ async fn load<C: ConnectionTrait>(conn: &C, event_id: i64) -> Result<Option<Sett
 pub(crate) struct Shortcut {
     inner: Arc<dyn ConcurrencyStrategy>,
     book: Arc<SoldOutBook>,
+    probes: &'static crate::probes::StrategyProbes,
 }
 
 impl Shortcut {
     pub(crate) fn new(inner: Arc<dyn ConcurrencyStrategy>, book: Arc<SoldOutBook>) -> Self {
-        Self { inner, book }
+        let probes = crate::probes::probes(inner.name());
+        Self { inner, book, probes }
     }
 }
 
@@ -155,6 +157,7 @@ impl ConcurrencyStrategy for Shortcut {
 
     async fn apply(&self, request: &ApplyRequest) -> Result<ApplyOutcome, StrategyError> {
         if let Some(outcome) = self.book.answer(request).await? {
+            self.probes.shortcut.increment(1);
             return Ok(outcome);
         }
         let outcome = self.inner.apply(request).await?;

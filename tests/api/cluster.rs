@@ -35,6 +35,16 @@ static ONE_CLUSTER_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const
 /// instance, and mints [`READERS`] readers. `None` (a printed skip) when a backend it needs
 /// is absent; under `CI=true` that fails instead.
 pub async fn launch(strategy: StrategyName, topology: Topology, extra: &[(&str, &str)]) -> Option<Launched> {
+    launch_crowd(strategy, topology, READERS, extra).await
+}
+
+/// As [`launch`], with a crowd of `readers`.
+pub async fn launch_crowd(
+    strategy: StrategyName,
+    topology: Topology,
+    readers: usize,
+    extra: &[(&str, &str)],
+) -> Option<Launched> {
     let turn = ONE_CLUSTER_AT_A_TIME.lock().await;
     contract::fresh_mariadb_url("cluster").await?;
     if strategy.needs().redis {
@@ -65,7 +75,7 @@ pub async fn launch(strategy: StrategyName, topology: Topology, extra: &[(&str, 
     let mint: Mint = Arc::new(move |secret: &str, id: i64, role: &str| {
         TokenService::with_secret(secret, ttl).issue_for(id, role).map_err(|e| anyhow::anyhow!("{e}"))
     });
-    let crowd = deployment.crowd(READERS, &mint).await.expect("mint the crowd");
+    let crowd = deployment.crowd(readers, &mint).await.expect("mint the crowd");
     let database_url = deployment.database_url().to_owned();
     Some(Launched { deployment, crowd, database_url, _turn: turn })
 }

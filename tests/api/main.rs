@@ -16,6 +16,7 @@ mod kafka_redis_restart;
 mod loadtest;
 mod logs;
 mod memory;
+mod metrics;
 mod outage;
 mod proxy;
 mod search;

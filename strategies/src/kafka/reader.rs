@@ -22,6 +22,8 @@ pub(crate) struct PartitionReader {
     offset: i64,
     fetch_deadline: Duration,
     max_wait_ms: i32,
+    /// Consumers: records behind the partition's end, set after every fetch.
+    lag: Option<metrics::Gauge>,
 }
 
 impl PartitionReader {
@@ -34,7 +36,13 @@ impl PartitionReader {
         max_wait_ms: i32,
     ) -> Self {
         let fetch_deadline = deadline + Duration::from_millis(u64::try_from(max_wait_ms).unwrap_or(0));
-        Self { partition, offset, fetch_deadline, max_wait_ms }
+        Self { partition, offset, fetch_deadline, max_wait_ms, lag: None }
+    }
+
+    /// Reports `high watermark − position` to `lag` after every fetch.
+    pub(crate) fn with_lag(mut self, lag: metrics::Gauge) -> Self {
+        self.lag = Some(lag);
+        self
     }
 
     /// The next offset to read.
@@ -54,7 +62,12 @@ impl PartitionReader {
             let fetch = self.partition.fetch_records(self.offset, 1..4_000_000, self.max_wait_ms);
             match within(self.fetch_deadline, "fetch", fetch).await {
                 // A fetch may start before the asked offset (it returns whole batches).
-                Ok((records, _high_watermark)) => {
+                Ok((records, high_watermark)) => {
+                    if let Some(lag) = &self.lag {
+                        // i64 → f64: exact below 2^53 records
+                        #[allow(clippy::cast_precision_loss)]
+                        lag.set((high_watermark - self.offset).max(0) as f64);
+                    }
                     let records: Vec<_> = records.into_iter().filter(|r| r.offset >= self.offset).collect();
                     if !records.is_empty() {
                         return records;

@@ -26,7 +26,9 @@ use super::{
 };
 use crate::{
     ApplyOutcome, ApplyRequest, Backend, BuildError, ConcurrencyStrategy, StrategyError, StrategyName,
-    redis_lock::RedisLock, registry::Parts,
+    probes::{StrategyProbes, probes},
+    redis_lock::RedisLock,
+    registry::Parts,
 };
 
 /// The registry's constructor for the three Kafka strategies. `kafka-redis-lock` takes the
@@ -36,7 +38,8 @@ pub(crate) async fn build(parts: &Parts<'_>) -> Result<Arc<dyn ConcurrencyStrate
     let kafka = parts.kafka()?;
     let lock = if name == StrategyName::KafkaRedisLock && parts.config.kafka_lock {
         let config = parts.config.redis_lock.clone();
-        Some(Arc::new(RedisLock::new(parts.db.clone(), parts.redis()?, parts.redis_prefix.clone(), config)))
+        let lock = RedisLock::new(parts.db.clone(), parts.redis()?, parts.redis_prefix.clone(), config);
+        Some(Arc::new(lock.measured_as(name)))
     } else {
         None
     };
@@ -64,6 +67,7 @@ pub(crate) struct KafkaStrategy {
     results: Arc<PartitionClient>,
     waiters: Arc<Waiters>,
     round_robin: AtomicUsize,
+    probes: &'static StrategyProbes,
 }
 
 impl KafkaStrategy {
@@ -108,8 +112,9 @@ impl KafkaStrategy {
             client,
             producers,
             results,
-            waiters: Arc::default(),
+            waiters: Arc::new(Waiters::new(probes(name).pending.clone())),
             round_robin: AtomicUsize::new(0),
+            probes: probes(name),
         })
     }
 
@@ -142,7 +147,7 @@ impl ConcurrencyStrategy for KafkaStrategy {
             origin: self.origin.clone(),
         };
         let value = serde_json::to_vec(&message)
-            .map_err(|e| StrategyError::Unavailable(Backend::Kafka, e.to_string()))?;
+            .map_err(|e| StrategyError::Unavailable(Backend::Kafka, format!("kafka record: {e}")))?;
         let record = Record {
             key: Some(request.event_id.to_string().into_bytes()),
             value: Some(value),
@@ -151,14 +156,17 @@ impl ConcurrencyStrategy for KafkaStrategy {
         };
         // Register before producing: a local consumer may answer before produce returns.
         let answer = self.waiters.register(&request.request_id);
-        if let Err(e) = self.producers[self.partition_for(request)].produce(record).await {
+        let producing = std::time::Instant::now();
+        let produced = self.producers[self.partition_for(request)].produce(record).await;
+        self.probes.produce.record(producing.elapsed().as_secs_f64());
+        if let Err(e) = produced {
             self.waiters.forget(&request.request_id);
             return Err(e);
         }
         match tokio::time::timeout(Duration::from_millis(self.config.reply_timeout_ms), answer).await {
             Ok(Ok(outcome)) => Ok(outcome),
             _ => {
-                self.waiters.forget(&request.request_id);
+                self.waiters.gave_up(&request.request_id);
                 Ok(ApplyOutcome::Pending)
             }
         }
@@ -192,6 +200,7 @@ impl ConcurrencyStrategy for KafkaStrategy {
                 lock: self.lock.clone(),
                 deadline,
                 max_wait_ms: self.config.fetch_max_wait_ms,
+                probes: self.probes,
             };
             tokio::spawn(worker.run());
         }

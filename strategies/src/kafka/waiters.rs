@@ -2,7 +2,7 @@
 //! results topic when the answering worker runs in another process.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -16,27 +16,76 @@ use crate::{ApplyOutcome, backoff::Backoff};
 /// Between retries of reading the end offset.
 const RETRY: Backoff = Backoff::from_millis(10, 1_000);
 
+/// Requests answered 202 that are remembered until their late answer arrives (for the
+/// `nanum_kafka_pending_requests` gauge); beyond this the set starts over.
+const MAX_LATE: usize = 100_000;
+
 /// Request id → the channel its HTTP handler waits on.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Waiters {
     // std Mutex: held only to insert or remove an entry, never across an await.
-    pending: Mutex<HashMap<String, oneshot::Sender<ApplyOutcome>>>,
+    pending: Mutex<Registry>,
+    /// How many requests were answered 202 and have not seen their answer here yet.
+    late_gauge: metrics::Gauge,
+}
+
+#[derive(Debug, Default)]
+struct Registry {
+    waiting: HashMap<String, oneshot::Sender<ApplyOutcome>>,
+    /// Answered 202; their decision has not reached this process yet.
+    late: HashSet<String>,
+}
+
+impl Registry {
+    // counts stay far below 2^53
+    #[allow(clippy::cast_precision_loss)]
+    fn late_count(&self) -> f64 {
+        self.late.len() as f64
+    }
 }
 
 impl Waiters {
+    pub(crate) fn new(late_gauge: metrics::Gauge) -> Self {
+        Self { pending: Mutex::default(), late_gauge }
+    }
+
+    fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub(crate) fn register(&self, request_id: &str) -> oneshot::Receiver<ApplyOutcome> {
         let (tx, rx) = oneshot::channel();
-        self.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(request_id.to_owned(), tx);
+        self.registry().waiting.insert(request_id.to_owned(), tx);
         rx
     }
 
     pub(crate) fn forget(&self, request_id: &str) {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(request_id);
+        self.registry().waiting.remove(request_id);
+    }
+
+    /// The handler stops waiting and answers 202: remember the request until its answer
+    /// arrives (unless it arrived just now, between the timeout and this call).
+    pub(crate) fn gave_up(&self, request_id: &str) {
+        let mut registry = self.registry();
+        if let Some((id, _)) = registry.waiting.remove_entry(request_id) {
+            if registry.late.len() >= MAX_LATE {
+                registry.late.clear();
+            }
+            registry.late.insert(id);
+            self.late_gauge.set(registry.late_count());
+        }
     }
 
     /// Hands an answer to its waiter, if it is still waiting here.
     pub(crate) fn complete(&self, request_id: &str, outcome: ApplyOutcome) {
-        let waiter = self.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(request_id);
+        let waiter = {
+            let mut registry = self.registry();
+            let waiter = registry.waiting.remove(request_id);
+            if waiter.is_none() && registry.late.remove(request_id) {
+                self.late_gauge.set(registry.late_count());
+            }
+            waiter
+        };
         if let Some(tx) = waiter {
             let _ = tx.send(outcome); // the handler may have given up (202) meanwhile
         }

@@ -33,6 +33,7 @@ use crate::{
     ApplyOutcome, Backend, StrategyError,
     backoff::Backoff,
     outcomes::{self, RequestResult},
+    probes::{StrategyProbes, lag_gauge},
     redis_lock::RedisLock,
     section::{self, Applicant, BatchAttempt},
 };
@@ -59,6 +60,8 @@ pub(crate) struct Worker {
     pub(crate) lock: Option<Arc<RedisLock>>,
     pub(crate) deadline: Duration,
     pub(crate) max_wait_ms: i32,
+    /// Its strategy's decision counters.
+    pub(crate) probes: &'static StrategyProbes,
 }
 
 /// One fetched record: its offset and, when readable, the application in it.
@@ -85,7 +88,8 @@ impl Worker {
         };
         tracing::info!(topic, partition, offset, "consumer started");
         let mut reader =
-            PartitionReader::new(Arc::clone(&self.partition), offset, self.deadline, self.max_wait_ms);
+            PartitionReader::new(Arc::clone(&self.partition), offset, self.deadline, self.max_wait_ms)
+                .with_lag(lag_gauge(&topic, partition));
         loop {
             let entries: Vec<Entry> = reader
                 .next_batch()
@@ -129,7 +133,7 @@ impl Worker {
                 let events = messages.iter().map(|m| m.event_id).collect();
                 // the consumers of this process queue for an event here, not on Redis
                 let _turns = lock.local_turns(&events).await;
-                lock.under_leases(&events, transact).await?
+                lock.under_leases(&events, started, transact).await?
             }
             // Without a lock nothing is fenced, so one round always answers.
             None => transact(BTreeMap::new()).await?.ok_or_else(|| {
@@ -183,6 +187,9 @@ impl Worker {
         outcomes::store_results(&tx, &stored).await?;
         outcomes::store_offset(&tx, &self.topic, self.partition_id(), next_offset).await?;
         tx.commit().await?;
+        for (_, result) in &stored {
+            self.probes.decided(result.outcome);
+        }
         let answers = messages
             .iter()
             .filter_map(|m| decided.get(&m.request_id).map(|outcome| (*m, *outcome)))
