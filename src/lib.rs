@@ -16,6 +16,7 @@
 //! - [`search`]: catalogue search — the tantivy index, the outbox that keeps it following
 //!   the database, and the `like` / `fulltext` / `tantivy` engines side by side.
 //! - [`seed`]: a generated catalogue (Korean and English) for measuring search.
+//! - [`web`]: the readers' pages (server-rendered Korean HTML, CSRF-protected forms).
 //! - [`cli`]: the `nanum` command line (`loadtest` and `compare` are in the `nanum-load`
 //!   crate, with the multi-instance harness the tests use).
 
@@ -33,3 +34,4 @@ pub mod search;
 pub mod seed;
 pub mod startup;
 pub mod state;
+pub mod web;

@@ -97,6 +97,7 @@ impl Application {
                 .app_data(state.clone())
                 .wrap(middleware::from_fn(breaker::fail_fast))
                 .configure(routes::configure)
+                .configure(crate::web::configure)
         })
         .shutdown_timeout(10);
         if workers > 0 {

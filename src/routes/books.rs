@@ -27,16 +27,16 @@ fn double_option<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct BookFields {
-    title: Option<String>,
-    author: Option<String>,
+    pub(crate) title: Option<String>,
+    pub(crate) author: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
-    publisher: Option<Option<String>>,
+    pub(crate) publisher: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
-    isbn: Option<Option<String>>,
+    pub(crate) isbn: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
-    description: Option<Option<String>>,
+    pub(crate) description: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
-    published_at: Option<Option<NaiveDate>>,
+    pub(crate) published_at: Option<Option<NaiveDate>>,
 }
 
 fn check_len(fields: &mut FieldErrors, name: &'static str, value: Option<&str>, min: usize, max: usize) {
@@ -107,7 +107,7 @@ impl BookFields {
     }
 }
 
-async fn find(state: &AppState, id: i64) -> Result<book::Model, ApiError> {
+pub(crate) async fn find(state: &AppState, id: i64) -> Result<book::Model, ApiError> {
     book::Entity::find_by_id(id).one(&state.db).await?.ok_or(ApiError::NotFound("book"))
 }
 
@@ -118,8 +118,17 @@ pub(crate) async fn create(
     user: AuthUser,
     body: web::Json<BookFields>,
 ) -> Result<HttpResponse, ApiError> {
+    let saved = create_book(&state, &user, body.into_inner()).await?;
+    Ok(HttpResponse::Created().insert_header(("Location", format!("/api/v1/books/{}", saved.id))).json(saved))
+}
+
+/// Validates and stores a book with its outbox row (admin; shared with the web pages).
+pub(crate) async fn create_book(
+    state: &AppState,
+    user: &AuthUser,
+    fields: BookFields,
+) -> Result<book::Model, ApiError> {
     user.require_admin()?;
-    let fields = body.into_inner();
     fields.validate(true)?;
     let now = chrono::Utc::now();
     let mut model = book::ActiveModel { created_at: Set(now), ..Default::default() };
@@ -128,10 +137,10 @@ pub(crate) async fn create(
     model.description = Set(None);
     model.published_at = Set(None);
     fields.apply_to(&mut model);
-    let write = BookWrite::begin(&state).await?;
+    let write = BookWrite::begin(state).await?;
     let saved = model.insert(&write.tx).await?;
-    write.commit(&state, saved.id).await?;
-    Ok(HttpResponse::Created().insert_header(("Location", format!("/api/v1/books/{}", saved.id))).json(saved))
+    write.commit(state, saved.id).await?;
+    Ok(saved)
 }
 
 /// `{items, page, size, total}`, newest first.

@@ -20,11 +20,11 @@ const MAX_QUANTITY: i32 = 1_000_000;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewEvent {
-    book_id: i64,
-    title: String,
-    quantity: i32,
-    opens_at: DateTime<Utc>,
-    closes_at: Option<DateTime<Utc>>,
+    pub(crate) book_id: i64,
+    pub(crate) title: String,
+    pub(crate) quantity: i32,
+    pub(crate) opens_at: DateTime<Utc>,
+    pub(crate) closes_at: Option<DateTime<Utc>>,
 }
 
 /// An event as docs/API.md shows it.
@@ -87,8 +87,20 @@ pub(crate) async fn create(
     user: AuthUser,
     json: web::Json<NewEvent>,
 ) -> Result<HttpResponse, ApiError> {
+    let saved = create_event(&state, &user, json.into_inner()).await?;
+    let quantity = saved.quantity;
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("/api/v1/events/{}", saved.id)))
+        .json(EventBody::new(saved, quantity)))
+}
+
+/// Validates and stores an event with its stock row (admin; shared with the web pages).
+pub(crate) async fn create_event(
+    state: &AppState,
+    user: &AuthUser,
+    new: NewEvent,
+) -> Result<event::Model, ApiError> {
     user.require_admin()?;
-    let new = json.into_inner();
     let mut fields = FieldErrors::new();
     let title_len = new.title.trim().chars().count();
     if !(1..=200).contains(&title_len) {
@@ -124,10 +136,7 @@ pub(crate) async fn create(
         // The event exists; a strategy with its own copy of the stock loads it lazily.
         tracing::warn!(event_id = saved.id, error = %e, "strategy could not preload the new event");
     }
-    let quantity = saved.quantity;
-    Ok(HttpResponse::Created()
-        .insert_header(("Location", format!("/api/v1/events/{}", saved.id)))
-        .json(EventBody::new(saved, quantity)))
+    Ok(saved)
 }
 
 /// Event with `remaining` and `status`.

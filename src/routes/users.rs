@@ -14,9 +14,9 @@ use crate::{
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct NewUser {
-    email: String,
-    password: String,
-    name: String,
+    pub(crate) email: String,
+    pub(crate) password: String,
+    pub(crate) name: String,
 }
 
 fn validate(new: &NewUser) -> Result<(), ApiError> {
@@ -47,7 +47,12 @@ pub(crate) async fn register(
     state: web::Data<AppState>,
     body: web::Json<NewUser>,
 ) -> Result<HttpResponse, ApiError> {
-    let new = body.into_inner();
+    let model = sign_up(&state, body.into_inner()).await?;
+    Ok(HttpResponse::Created().json(json!({ "id": model.id, "email": model.email, "name": model.name })))
+}
+
+/// Validates and stores a new reader (shared by the API and the web pages).
+pub(crate) async fn sign_up(state: &AppState, new: NewUser) -> Result<user::Model, ApiError> {
     validate(&new)?;
     let email = new.email.trim().to_lowercase();
     let hash = state.passwords.hash(new.password).await?;
@@ -62,7 +67,7 @@ pub(crate) async fn register(
     .insert(&state.db)
     .await
     .map_err(|e| on_unique(e, ApiError::EmailTaken))?;
-    Ok(HttpResponse::Created().json(json!({ "id": model.id, "email": model.email, "name": model.name })))
+    Ok(model)
 }
 
 #[derive(Debug, Deserialize)]
@@ -79,6 +84,21 @@ pub(crate) async fn login(
     body: web::Json<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
     let Credentials { email, password } = body.into_inner();
+    let user = sign_in(&state, &email, password).await?;
+    let token = state.tokens.issue(&user)?;
+    Ok(HttpResponse::Ok().json(json!({
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": state.tokens.ttl_secs(),
+    })))
+}
+
+/// Checks credentials under the login throttle (shared by the API and the web pages).
+pub(crate) async fn sign_in(
+    state: &AppState,
+    email: &str,
+    password: String,
+) -> Result<user::Model, ApiError> {
     let email = email.trim().to_lowercase();
     state.logins.check(&email)?;
     let found = user::Entity::find().filter(user::Column::Email.eq(&email)).one(&state.db).await?;
@@ -91,10 +111,5 @@ pub(crate) async fn login(
         return Err(ApiError::Unauthorized("wrong email or password"));
     };
     state.logins.succeeded(&email);
-    let token = state.tokens.issue(&user)?;
-    Ok(HttpResponse::Ok().json(json!({
-        "access_token": token,
-        "token_type": "Bearer",
-        "expires_in": state.tokens.ttl_secs(),
-    })))
+    Ok(user)
 }

@@ -16,3 +16,4 @@ mod search;
 mod search_crash;
 mod startup;
 mod users;
+mod web;
