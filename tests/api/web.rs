@@ -429,7 +429,7 @@ async fn a_post_to_apply_without_a_session_is_401_and_applies_nothing() {
     let mut stranger = Browser::new(&app);
     let page = stranger.get(&format!("/events/{event}")).await;
     assert!(page.html.contains("로그인하고 신청하기"));
-    let csrf = page.field("csrf");
+    let csrf = stranger.get("/login").await.field("csrf");
     let answer = stranger.post(&format!("/events/{event}/apply"), &[("csrf", &csrf), ("key", "k1")]).await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
     let winners =

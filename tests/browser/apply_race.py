@@ -38,9 +38,9 @@ def wait(driver, condition, seconds=WAIT):
     return WebDriverWait(driver, seconds).until(condition)
 
 
-def fill(driver, values):
+def fill(driver, values, scope=""):
     for name, value in values.items():
-        field = driver.find_element(By.NAME, name)
+        field = driver.find_element(By.CSS_SELECTOR, f"{scope} [name={name}]")
         field.clear()
         field.send_keys(value)
 
@@ -97,7 +97,7 @@ def main():
         drivers.append(admin)
         sign_in(admin, base, args.admin_email, args.admin_password)
         admin.get(f"{base}/admin")
-        fill(admin, {"title": "소년이 온다", "author": "한강", "publisher": "창비"})
+        fill(admin, {"title": "소년이 온다", "author": "한강", "publisher": "창비"}, "#add-book")
         admin.find_element(By.CSS_SELECTOR, "#add-book button[type=submit]").click()
         wait(admin, EC.url_matches(r"/books/\d+$"))
         book_id = admin.current_url.rsplit("/", 1)[1]
@@ -105,7 +105,7 @@ def main():
         admin.get(f"{base}/admin")
         opens = (dt.datetime.now(KST) + dt.timedelta(seconds=args.lead)).strftime("%Y-%m-%dT%H:%M:%S")
         admin.find_element(By.CSS_SELECTOR, f'#add-event select[name=book_id] option[value="{book_id}"]').click()
-        fill(admin, {"title": "20시 나눔", "quantity": "2"})
+        fill(admin, {"title": "20시 나눔", "quantity": "2"}, "#add-event")
         field = admin.find_element(By.CSS_SELECTOR, "#add-event input[name=opens_at]")
         admin.execute_script("arguments[0].value = arguments[1]", field, opens)
         admin.find_element(By.CSS_SELECTOR, "#add-event button[type=submit]").click()
