@@ -437,14 +437,28 @@ async fn a_post_to_apply_without_a_session_is_401_and_applies_nothing() {
     assert_eq!(winners["total"], 0);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_queued_answer_of_kafka_single_partition_settles_in_the_page() {
+    queued_answer_settles(StrategyName::KafkaSinglePartition).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_queued_answer_of_kafka_redis_lock_settles_in_the_page() {
+    queued_answer_settles(StrategyName::KafkaRedisLock).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_queued_answer_of_kafka_keyed_settles_in_the_page() {
+    queued_answer_settles(StrategyName::KafkaKeyed).await;
+}
+
 /// With a Kafka strategy whose reply bound is zero every apply answers 202; the queued
 /// page settles to the answer the consumer decided.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_queued_answer_of_a_kafka_strategy_settles_in_the_page() {
+async fn queued_answer_settles(strategy: StrategyName) {
     let Some(url) = contract::fresh_mariadb_url("web").await else { return };
     let Some(mut kafka) = contract::test_kafka("web").await else { return };
     kafka.reply_timeout_ms = 0;
-    let app = spawn_configured(&url, StrategyName::KafkaSinglePartition, |s| s.kafka = kafka).await;
+    let app = spawn_configured(&url, strategy, |s| s.kafka = kafka).await;
     let admin_token = app.admin_token().await;
     let event = app.open_event(&admin_token, 1).await;
     let mut reader = Browser::new(&app);
