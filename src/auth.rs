@@ -234,7 +234,7 @@ impl TokenService {
         encode(&Header::default(), &claims, &self.encoding).map_err(ApiError::internal)
     }
 
-    fn check(&self, token: &str) -> Result<Claims, ApiError> {
+    pub(crate) fn check(&self, token: &str) -> Result<Claims, ApiError> {
         // No leeway: an expired token is expired (tests check exactly that).
         let validation = Validation { leeway: 0, ..Validation::default() };
         decode::<Claims>(token, &self.decoding, &validation)

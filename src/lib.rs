@@ -20,6 +20,7 @@
 //!   the database, and the `like` / `fulltext` / `tantivy` engines side by side.
 //! - [`telemetry`]: Prometheus metrics (recorder, HTTP middleware, `GET /metrics`).
 //! - [`seed`]: a generated catalogue (Korean and English) for measuring search.
+//! - [`web`]: the readers' pages (server-rendered Korean HTML, CSRF-protected forms).
 //! - [`cli`]: the `nanum` command line (`loadtest` and `compare` are in the `nanum-load`
 //!   crate, with the multi-instance harness the tests use).
 
@@ -40,3 +41,4 @@ pub mod seed;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+pub mod web;

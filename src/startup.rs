@@ -122,6 +122,7 @@ impl Application {
                 .configure(routes::configure)
                 .into_app()
                 .configure(|cfg| routes::docs(cfg, api.clone()))
+                .configure(crate::web::configure)
         })
         .shutdown_timeout(10);
         if workers > 0 {

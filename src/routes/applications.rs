@@ -46,13 +46,13 @@ async fn pending_event(db: &DatabaseConnection, request_id: &str) -> Result<Opti
 /// Longest accepted `Idempotency-Key`.
 const MAX_KEY_LEN: usize = 64;
 
-fn request_id(req: &HttpRequest, user_id: i64) -> Result<(String, bool), ApiError> {
+fn request_id(key: Option<&str>, user_id: i64) -> Result<(String, bool), ApiError> {
     // Request ids start with their owner, so `GET /applications/{request id}` can check
     // ownership even before a Kafka consumer has decided the request.
-    let Some(raw) = req.headers().get("Idempotency-Key") else {
+    let Some(raw) = key else {
         return Ok((format!("u{user_id}:{}", uuid::Uuid::new_v4().simple()), false));
     };
-    let key = raw.to_str().unwrap_or_default().trim();
+    let key = raw.trim();
     let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':');
     if key.is_empty() || key.len() > MAX_KEY_LEN || !key.chars().all(allowed) {
         return Err(ApiError::field(
@@ -126,6 +126,72 @@ fn won(app: &schema::Application, strategy: &str) -> HttpResponse {
         .json(ApplicationBody { strategy: Some(strategy), ..ApplicationBody::stored(app) })
 }
 
+/// How an apply ended when it did not fail (sold out, already applied and the rest are
+/// errors).
+#[derive(Debug)]
+pub(crate) enum Applied {
+    /// A copy: the stored application.
+    Won(schema::Application),
+    /// Queued (the Kafka strategies): settles under this request id.
+    Pending(String),
+}
+
+/// The apply flow shared by the API and the web pages: checks the window, replays a keyed
+/// request's answer, else asks the strategy.
+pub(crate) async fn apply_as(
+    state: &AppState,
+    user: &AuthUser,
+    event_id: i64,
+    key: Option<&str>,
+) -> Result<Applied, ApiError> {
+    // per reader here, so the pages are limited as the API is (per address: the handler)
+    RateLimits::check(state.limits.apply_per_user.as_ref(), &user.id)?;
+    let event = events::find(state, event_id).await?;
+    let now = Utc::now();
+    if now < event.opens_at {
+        return Err(ApiError::EventNotOpen(event.opens_at.to_rfc3339()));
+    }
+    if let Some(closes_at) = event.closes_at.filter(|c| now >= *c) {
+        return Err(ApiError::EventClosed(closes_at.to_rfc3339()));
+    }
+    let (request_id, keyed) = request_id(key, user.id)?;
+    if keyed {
+        // A key belongs to one event: its first use elsewhere is refused, never replayed.
+        let reused = || Err(ApiError::IdempotencyKeyReused);
+        // A replay answers like the first request did.
+        if let Some(app) = schema::application_by_request(&state.db, &request_id).await? {
+            return if app.event_id == event.id { Ok(Applied::Won(app)) } else { reused() };
+        }
+        match outcomes::result_of(&state.db, &request_id).await? {
+            Some(r) if r.event_id != event.id => return reused(),
+            Some(r) if r.outcome == ApplyOutcome::SoldOut => return Err(ApiError::SoldOut),
+            Some(r) if r.outcome == ApplyOutcome::AlreadyApplied => return Err(ApiError::AlreadyApplied),
+            _ => {}
+        }
+        if pending_event(&state.db, &request_id).await?.is_some_and(|e| e != event.id) {
+            return reused();
+        }
+    }
+    let request = ApplyRequest { event_id: event.id, user_id: user.id, request_id };
+    match state.strategy.apply(&request).await? {
+        ApplyOutcome::Won { application_id } => Ok(Applied::Won(schema::Application {
+            id: application_id,
+            event_id: event.id,
+            user_id: user.id,
+            request_id: request.request_id,
+            status: "won".into(),
+            created_at: now,
+        })),
+        ApplyOutcome::SoldOut => Err(ApiError::SoldOut),
+        ApplyOutcome::AlreadyApplied => Err(ApiError::AlreadyApplied),
+        ApplyOutcome::Pending => {
+            record_pending(&state.db, &request).await?;
+            Ok(Applied::Pending(request.request_id))
+        }
+        other => Err(ApiError::internal(anyhow::anyhow!("unexpected outcome {other:?}"))),
+    }
+}
+
 /// 201 won · 409 `sold_out` / `already_applied` · 422 `event_not_open` / `event_closed`.
 #[utoipa::path(
     operation_id = "apply",
@@ -147,67 +213,24 @@ pub(crate) async fn apply(
     id: web::Path<i64>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    RateLimits::check(state.limits.apply_per_user.as_ref(), &user.id)?;
     if let Some(peer) = req.peer_addr() {
         RateLimits::check(state.limits.apply_per_ip.as_ref(), &client_key(peer.ip()))?;
     }
-    let event = events::find(&state, id.into_inner()).await?;
-    let now = Utc::now();
-    if now < event.opens_at {
-        return Err(ApiError::EventNotOpen(event.opens_at.to_rfc3339()));
-    }
-    if let Some(closes_at) = event.closes_at.filter(|c| now >= *c) {
-        return Err(ApiError::EventClosed(closes_at.to_rfc3339()));
-    }
-    let (request_id, keyed) = request_id(&req, user.id)?;
+    let key = req.headers().get("Idempotency-Key").map(|raw| raw.to_str().unwrap_or_default());
     let strategy = state.strategy.name().as_str();
-    if keyed {
-        // A key belongs to one event: its first use elsewhere is refused, never replayed.
-        let reused = || Err(ApiError::IdempotencyKeyReused);
-        // A replay answers like the first request did.
-        if let Some(app) = schema::application_by_request(&state.db, &request_id).await? {
-            return if app.event_id == event.id { Ok(won(&app, strategy)) } else { reused() };
-        }
-        match outcomes::result_of(&state.db, &request_id).await? {
-            Some(r) if r.event_id != event.id => return reused(),
-            Some(r) if r.outcome == ApplyOutcome::SoldOut => return Err(ApiError::SoldOut),
-            Some(r) if r.outcome == ApplyOutcome::AlreadyApplied => return Err(ApiError::AlreadyApplied),
-            _ => {}
-        }
-        if pending_event(&state.db, &request_id).await?.is_some_and(|e| e != event.id) {
-            return reused();
-        }
-    }
-    let request = ApplyRequest { event_id: event.id, user_id: user.id, request_id };
-    match state.strategy.apply(&request).await? {
-        ApplyOutcome::Won { application_id } => {
-            let app = schema::Application {
-                id: application_id,
-                event_id: event.id,
-                user_id: user.id,
-                request_id: request.request_id,
-                status: "won".into(),
-                created_at: now,
-            };
-            Ok(won(&app, strategy))
-        }
-        ApplyOutcome::SoldOut => Err(ApiError::SoldOut),
-        ApplyOutcome::AlreadyApplied => Err(ApiError::AlreadyApplied),
-        ApplyOutcome::Pending => {
-            record_pending(&state.db, &request).await?;
-            Ok(HttpResponse::Accepted()
-                .insert_header(("Location", format!("/api/v1/applications/{}", request.request_id)))
-                .json(ApplicationBody {
-                    strategy: Some(strategy),
-                    ..ApplicationBody::request(&request.request_id, user.id, "pending")
-                }))
-        }
-        other => Err(ApiError::internal(anyhow::anyhow!("unexpected outcome {other:?}"))),
+    match apply_as(&state, &user, id.into_inner(), key).await? {
+        Applied::Won(app) => Ok(won(&app, strategy)),
+        Applied::Pending(request_id) => Ok(HttpResponse::Accepted()
+            .insert_header(("Location", format!("/api/v1/applications/{request_id}")))
+            .json(ApplicationBody {
+                strategy: Some(strategy),
+                ..ApplicationBody::request(&request_id, user.id, "pending")
+            })),
     }
 }
 
 /// The owner encoded in a request id (`u<user id>:…`).
-fn owner_of(request_id: &str) -> Option<i64> {
+pub(crate) fn owner_of(request_id: &str) -> Option<i64> {
     request_id.strip_prefix('u')?.split_once(':')?.0.parse().ok()
 }
 

@@ -30,20 +30,20 @@ fn double_option<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 pub(crate) struct BookFields {
     /// 1–500 characters; required on `POST`.
     #[schema(min_length = 1, max_length = 500)]
-    title: Option<String>,
+    pub(crate) title: Option<String>,
     /// 1–200 characters; required on `POST`.
     #[schema(min_length = 1, max_length = 200)]
-    author: Option<String>,
+    pub(crate) author: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
-    publisher: Option<Option<String>>,
+    pub(crate) publisher: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
     /// ISBN-10 or ISBN-13 (hyphens and spaces are dropped).
-    isbn: Option<Option<String>>,
+    pub(crate) isbn: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
-    description: Option<Option<String>>,
+    pub(crate) description: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>, format = Date)]
-    published_at: Option<Option<NaiveDate>>,
+    pub(crate) published_at: Option<Option<NaiveDate>>,
 }
 
 fn check_len(fields: &mut FieldErrors, name: &'static str, value: Option<&str>, min: usize, max: usize) {
@@ -114,7 +114,7 @@ impl BookFields {
     }
 }
 
-async fn find(state: &AppState, id: i64) -> Result<book::Model, ApiError> {
+pub(crate) async fn find(state: &AppState, id: i64) -> Result<book::Model, ApiError> {
     book::Entity::find_by_id(id).one(&state.db).await?.ok_or(ApiError::NotFound("book"))
 }
 
@@ -133,8 +133,17 @@ pub(crate) async fn create(
     user: AuthUser,
     body: web::Json<Object<BookFields>>,
 ) -> Result<HttpResponse, ApiError> {
+    let saved = create_book(&state, &user, body.into_inner().0).await?;
+    Ok(HttpResponse::Created().insert_header(("Location", format!("/api/v1/books/{}", saved.id))).json(saved))
+}
+
+/// Validates and stores a book with its outbox row (admin; shared with the web pages).
+pub(crate) async fn create_book(
+    state: &AppState,
+    user: &AuthUser,
+    fields: BookFields,
+) -> Result<book::Model, ApiError> {
     user.require_admin(&state.db).await?;
-    let fields = body.into_inner().0;
     fields.validate(true)?;
     let now = chrono::Utc::now();
     let mut model = book::ActiveModel { created_at: Set(now), ..Default::default() };
@@ -143,10 +152,10 @@ pub(crate) async fn create(
     model.description = Set(None);
     model.published_at = Set(None);
     fields.apply_to(&mut model);
-    let write = BookWrite::begin(&state).await?;
+    let write = BookWrite::begin(state).await?;
     let saved = model.insert(&write.tx).await?;
-    write.commit(&state, saved.id).await?;
-    Ok(HttpResponse::Created().insert_header(("Location", format!("/api/v1/books/{}", saved.id))).json(saved))
+    write.commit(state, saved.id).await?;
+    Ok(saved)
 }
 
 /// `{items, page, size, total}`, newest first.

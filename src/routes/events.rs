@@ -22,16 +22,16 @@ const MAX_QUANTITY: i32 = 1_000_000;
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewEvent {
     /// An existing book.
-    book_id: i64,
+    pub(crate) book_id: i64,
     /// 1–200 characters.
     #[schema(min_length = 1, max_length = 200)]
-    title: String,
+    pub(crate) title: String,
     /// 1–1,000,000 copies.
     #[schema(minimum = 1, maximum = 1_000_000)]
-    quantity: i32,
-    opens_at: DateTime<Utc>,
+    pub(crate) quantity: i32,
+    pub(crate) opens_at: DateTime<Utc>,
     /// After `opens_at`; none = never closes.
-    closes_at: Option<DateTime<Utc>>,
+    pub(crate) closes_at: Option<DateTime<Utc>>,
 }
 
 /// An event as docs/API.md shows it.
@@ -105,8 +105,20 @@ pub(crate) async fn create(
     user: AuthUser,
     json: web::Json<Object<NewEvent>>,
 ) -> Result<HttpResponse, ApiError> {
+    let saved = create_event(&state, &user, json.into_inner().0).await?;
+    let quantity = saved.quantity;
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("/api/v1/events/{}", saved.id)))
+        .json(EventBody::new(saved, quantity)))
+}
+
+/// Validates and stores an event with its stock row (admin; shared with the web pages).
+pub(crate) async fn create_event(
+    state: &AppState,
+    user: &AuthUser,
+    new: NewEvent,
+) -> Result<event::Model, ApiError> {
     user.require_admin(&state.db).await?;
-    let new = json.into_inner().0;
     let mut fields = FieldErrors::new();
     let title_len = new.title.trim().chars().count();
     if !(1..=200).contains(&title_len) {
@@ -142,10 +154,7 @@ pub(crate) async fn create(
         // The event exists; a strategy with its own copy of the stock loads it lazily.
         tracing::warn!(event_id = saved.id, error = %e, "strategy could not preload the new event");
     }
-    let quantity = saved.quantity;
-    Ok(HttpResponse::Created()
-        .insert_header(("Location", format!("/api/v1/events/{}", saved.id)))
-        .json(EventBody::new(saved, quantity)))
+    Ok(saved)
 }
 
 /// Event with `remaining` and `status`.

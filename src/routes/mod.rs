@@ -1,14 +1,14 @@
 //! HTTP routes of docs/API.md, and the extractor settings that turn malformed input into the
 //! contract's 400/404/422 bodies instead of actix's plain-text defaults.
 
-mod applications;
-mod books;
-mod events;
+pub(crate) mod applications;
+pub(crate) mod books;
+pub(crate) mod events;
 mod health;
 pub mod openapi;
 mod prometheus;
-mod search;
-mod users;
+pub(crate) mod search;
+pub(crate) mod users;
 
 use actix_web::{App, HttpResponse, error::JsonPayloadError, web};
 use serde::Deserialize;

@@ -37,13 +37,13 @@ fn per_ip(
 pub(crate) struct NewUser {
     /// Trimmed and lower-cased; at most 254 characters.
     #[schema(max_length = 254)]
-    email: String,
+    pub(crate) email: String,
     /// 8–128 characters.
     #[schema(min_length = 8, max_length = 128)]
-    password: String,
+    pub(crate) password: String,
     /// 1–100 characters after trimming.
     #[schema(min_length = 1, max_length = 100)]
-    name: String,
+    pub(crate) name: String,
 }
 
 fn validate(new: &NewUser) -> Result<(), ApiError> {
@@ -82,7 +82,12 @@ pub(crate) async fn register(
     body: web::Json<Object<NewUser>>,
 ) -> Result<HttpResponse, ApiError> {
     per_ip(&req, state.limits.register_per_ip.as_ref())?;
-    let new = body.into_inner().0;
+    let model = sign_up(&state, body.into_inner().0).await?;
+    Ok(HttpResponse::Created().json(json!({ "id": model.id, "email": model.email, "name": model.name })))
+}
+
+/// Validates and stores a new reader (shared by the API and the web pages).
+pub(crate) async fn sign_up(state: &AppState, new: NewUser) -> Result<user::Model, ApiError> {
     validate(&new)?;
     let email = new.email.trim().to_lowercase();
     let hash = state.passwords.hash(new.password).await?;
@@ -97,7 +102,7 @@ pub(crate) async fn register(
     .insert(&state.db)
     .await
     .map_err(|e| on_unique(e, ApiError::EmailTaken))?;
-    Ok(HttpResponse::Created().json(json!({ "id": model.id, "email": model.email, "name": model.name })))
+    Ok(model)
 }
 
 /// Login credentials.
@@ -124,6 +129,21 @@ pub(crate) async fn login(
 ) -> Result<HttpResponse, ApiError> {
     per_ip(&req, state.limits.login_per_ip.as_ref())?;
     let Credentials { email, password } = body.into_inner().0;
+    let user = sign_in(&state, &email, password).await?;
+    let token = state.tokens.issue(&user)?;
+    Ok(HttpResponse::Ok().json(json!({
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": state.tokens.ttl_secs(),
+    })))
+}
+
+/// Checks credentials under the login throttle (shared by the API and the web pages).
+pub(crate) async fn sign_in(
+    state: &AppState,
+    email: &str,
+    password: String,
+) -> Result<user::Model, ApiError> {
     let email = email.trim().to_lowercase();
     // No account can have a longer one, and the limits below must not store it.
     let mut fields = FieldErrors::new();
@@ -145,10 +165,5 @@ pub(crate) async fn login(
         return Err(ApiError::Unauthorized("wrong email or password"));
     };
     state.logins.succeeded(&email);
-    let token = state.tokens.issue(&user)?;
-    Ok(HttpResponse::Ok().json(json!({
-        "access_token": token,
-        "token_type": "Bearer",
-        "expires_in": state.tokens.ttl_secs(),
-    })))
+    Ok(user)
 }

@@ -24,3 +24,4 @@ mod search_cluster;
 mod search_crash;
 mod startup;
 mod users;
+mod web;
