@@ -22,7 +22,7 @@ const MAX_PASSWORD_CHARS: usize = 128;
 
 /// Counts a request of this client against `limit` (the peer address: nanum does not trust
 /// forwarding headers).
-fn per_ip(
+pub(crate) fn per_ip(
     req: &HttpRequest,
     limit: Option<&crate::limits::KeyedLimit<std::net::IpAddr>>,
 ) -> Result<(), ApiError> {

@@ -1,7 +1,7 @@
 //! Sign up, sign in, sign out, and "my applications". The session cookie holds the token
 //! the API's login would have answered; the checks (validation, throttle) are the API's.
 
-use actix_web::{HttpResponse, get, http::StatusCode, post, web};
+use actix_web::{HttpRequest, HttpResponse, get, http::StatusCode, post, web};
 use maud::{Markup, html};
 use sea_orm::{ConnectionTrait, Statement};
 use serde::Deserialize;
@@ -11,7 +11,7 @@ use crate::{
     error::ApiError,
     routes::{
         events,
-        users::{NewUser, sign_in, sign_up},
+        users::{NewUser, per_ip, sign_in, sign_up},
     },
     state::AppState,
 };
@@ -66,9 +66,12 @@ pub(crate) struct SignUp {
 pub(crate) async fn signup(
     state: web::Data<AppState>,
     visitor: Visitor,
+    req: HttpRequest,
     form: web::Form<SignUp>,
 ) -> Result<HttpResponse, WebError> {
     visitor.check_csrf(&form.csrf)?;
+    // the API's per-address limit, so the pages are no way around it
+    per_ip(&req, state.limits.register_per_ip.as_ref())?;
     let SignUp { email, name, password, next, .. } = form.into_inner();
     let user = sign_up(&state, NewUser { email, password, name }).await?;
     let token = state.tokens.issue(&user)?;
@@ -98,9 +101,11 @@ pub(crate) struct SignIn {
 pub(crate) async fn login(
     state: web::Data<AppState>,
     visitor: Visitor,
+    req: HttpRequest,
     form: web::Form<SignIn>,
 ) -> Result<HttpResponse, WebError> {
     visitor.check_csrf(&form.csrf)?;
+    per_ip(&req, state.limits.login_per_ip.as_ref())?;
     let SignIn { email, password, next, .. } = form.into_inner();
     let user = sign_in(&state, &email, password).await?;
     let token = state.tokens.issue(&user)?;

@@ -4,7 +4,7 @@
 //! The form carries an `Idempotency-Key` made when the page was rendered: a double submit
 //! or a resubmitted reload replays the first answer instead of applying twice.
 
-use actix_web::{HttpResponse, get, http::StatusCode, post, web};
+use actix_web::{HttpRequest, HttpResponse, get, http::StatusCode, post, web};
 use chrono::Utc;
 use maud::{Markup, html};
 use sea_orm::{ConnectionTrait, Statement};
@@ -17,6 +17,7 @@ use crate::{
     routes::{
         applications::{Applied, apply_as, owner_of},
         books, events,
+        users::per_ip,
     },
     state::AppState,
 };
@@ -89,9 +90,12 @@ pub(crate) async fn apply(
     state: web::Data<AppState>,
     visitor: Visitor,
     id: web::Path<String>,
+    req: HttpRequest,
     form: web::Form<ApplyForm>,
 ) -> Result<HttpResponse, WebError> {
     visitor.check_csrf(&form.csrf)?;
+    // the API's per-address limit (the per-reader one is inside `apply_as`)
+    per_ip(&req, state.limits.apply_per_ip.as_ref())?;
     let user = visitor.user()?;
     let event_id = parse_id(&id)?;
     let answer = match apply_as(&state, user, event_id, Some(&form.key)).await {
