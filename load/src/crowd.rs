@@ -127,20 +127,48 @@ impl Crowd {
     /// Failures creating the event or reading the result (not the applications' answers,
     /// which are counted).
     pub async fn race(&self, copies: i64, attempts_each: usize) -> anyhow::Result<CrowdReport> {
+        let mut reports = self.race_events(1, copies, attempts_each).await?;
+        reports.pop().ok_or_else(|| anyhow::anyhow!("no event was raced"))
+    }
+
+    /// As [`Crowd::race`] with `events` new events of `copies` each raced at once: every
+    /// reader applies to every event `attempts_each` times, the requests of all events
+    /// interleaved and spread round-robin over the instances; one report per event.
+    ///
+    /// # Errors
+    ///
+    /// As [`Crowd::race`].
+    pub async fn race_events(
+        &self,
+        events: usize,
+        copies: i64,
+        attempts_each: usize,
+    ) -> anyhow::Result<Vec<CrowdReport>> {
         let base = &self.addresses[0];
-        let event_id = api::open_event(&self.client, base, &self.admin, copies).await?;
-        let requests: Vec<_> = (0..attempts_each).flat_map(|_| self.tokens.iter()).enumerate().collect();
+        let mut ids = Vec::with_capacity(events);
+        for _ in 0..events {
+            ids.push(api::open_event(&self.client, base, &self.admin, copies).await?);
+        }
+        let requests: Vec<(usize, &String)> = (0..attempts_each)
+            .flat_map(|_| self.tokens.iter().flat_map(|token| (0..events).map(move |e| (e, token))))
+            .collect();
         let started = Instant::now();
-        let answers = join_all(requests.iter().map(|(i, token)| {
-            let url =
-                format!("{}/api/v1/events/{event_id}/applications", self.addresses[i % self.addresses.len()]);
+        let answers = join_all(requests.iter().enumerate().map(|(i, (e, token))| {
+            let url = format!(
+                "{}/api/v1/events/{}/applications",
+                self.addresses[i % self.addresses.len()],
+                ids[*e]
+            );
             self.client.post(url).bearer_auth(token).send()
         }))
         .await;
         let elapsed = started.elapsed();
-        let mut report = CrowdReport { copies, requests: answers.len(), elapsed, ..CrowdReport::default() };
-        let mut pending = Vec::new();
-        for answer in answers {
+        let mut reports: Vec<CrowdReport> =
+            ids.iter().map(|_| CrowdReport { copies, elapsed, ..CrowdReport::default() }).collect();
+        let mut pending: Vec<Vec<String>> = vec![Vec::new(); events];
+        for ((e, _), answer) in requests.iter().zip(answers) {
+            let report = &mut reports[*e];
+            report.requests += 1;
             let status = answer.as_ref().map(|r| r.status().as_u16()).unwrap_or(0);
             *report.statuses.entry(status).or_default() += 1;
             if status == 202
@@ -148,20 +176,28 @@ impl Crowd {
                 && let Ok(body) = response.json::<Value>().await
                 && let Some(id) = body["application_id"].as_str()
             {
-                pending.push(id.to_owned());
+                pending[*e].push(id.to_owned());
             }
         }
-        report.pending = pending.len();
-        let settled = self.wait_settled(&pending).await?;
-        let settled_as = |names: &[&str]| settled.values().filter(|s| names.contains(&s.as_str())).count();
-        report.won_answers = report.statuses.get(&201).copied().unwrap_or(0) + settled_as(&["won"]);
-        report.lost_answers =
-            report.statuses.get(&409).copied().unwrap_or(0) + settled_as(&["sold_out", "already_applied"]);
-        let outcome = api::outcome(&self.client, base, &self.admin, event_id).await?;
-        report.winners = outcome.winners.len();
-        report.distinct_winners = outcome.winners.iter().collect::<HashSet<_>>().len();
-        report.remaining = outcome.remaining;
-        Ok(report)
+        let all: Vec<String> = pending.iter().flatten().cloned().collect();
+        let settled = self.wait_settled(&all).await?;
+        for ((report, event_id), pending) in reports.iter_mut().zip(&ids).zip(&pending) {
+            let settled_as = |names: &[&str]| {
+                pending
+                    .iter()
+                    .filter(|id| settled.get(*id).is_some_and(|s| names.contains(&s.as_str())))
+                    .count()
+            };
+            report.pending = pending.len();
+            report.won_answers = report.statuses.get(&201).copied().unwrap_or(0) + settled_as(&["won"]);
+            report.lost_answers = report.statuses.get(&409).copied().unwrap_or(0)
+                + settled_as(&["sold_out", "already_applied"]);
+            let outcome = api::outcome(&self.client, base, &self.admin, *event_id).await?;
+            report.winners = outcome.winners.len();
+            report.distinct_winners = outcome.winners.iter().collect::<HashSet<_>>().len();
+            report.remaining = outcome.remaining;
+        }
+        Ok(reports)
     }
 
     /// Polls every pending request until it has a final answer; bounded (60 s).

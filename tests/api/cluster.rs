@@ -10,6 +10,7 @@ use std::{path::Path, sync::Arc, time::Duration};
 
 use nanum::auth::TokenService;
 use nanum_load::{Backends, Crowd, CrowdReport, Deployment, Mint, Spec, Topology};
+use sea_orm::ConnectionTrait;
 use strategies::{StrategyName, contract};
 
 const INSTANCES: usize = 3;
@@ -128,8 +129,57 @@ async fn keeps_its_promise(strategy: StrategyName, topology: Topology) {
     }
 }
 
+/// Ten events raced at once across instances (every reader applies once to each): every
+/// event's contract holds, and `kafka-keyed` / `kafka-redis-lock` spread the events over the
+/// partitions so that both workers allocate (each only its own partitions).
+async fn ten_events_at_once(strategy: StrategyName) {
+    const EVENTS: usize = 10;
+    let topology = across(strategy);
+    if !strategy.scope().holds_with(topology.count()) {
+        println!("{strategy}: not expected to hold across instances (its own race shows it breaking)");
+        return;
+    }
+    let Some(launched) = launch(strategy, topology, &[]).await else { return };
+    let reports = launched.crowd.race_events(EVENTS, COPIES, 1).await.expect("race ten events");
+    for (i, report) in reports.iter().enumerate() {
+        row(&format!("{strategy}, event {} of {EVENTS}", i + 1), topology, report, "");
+        assert!(report.holds(READERS), "{strategy}: event {} broke: {report:#?}", i + 1);
+    }
+    let elapsed = reports.iter().map(|r| r.elapsed).max().unwrap_or_default();
+    println!("{strategy}: {EVENTS} × {READERS} requests for {COPIES} copies each in {elapsed:?}");
+    if matches!(strategy, StrategyName::KafkaKeyed | StrategyName::KafkaRedisLock) {
+        let db = contract::connect(&launched.database_url, 2).await.expect("connect for checks");
+        let rows = db
+            .query_all_raw(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                "SELECT partition_id, next_offset FROM consumer_offsets WHERE topic NOT LIKE '%.results'",
+            ))
+            .await
+            .expect("read the consumer offsets");
+        let progressed: Vec<i32> = rows
+            .iter()
+            .filter(|r| r.try_get_by_index::<i64>(1).unwrap_or(0) > 0)
+            .filter_map(|r| r.try_get_by_index::<i32>(0).ok())
+            .collect();
+        println!("{strategy}: partitions with allocations: {progressed:?}");
+        let partitions = 3; // config/base.toml's kafka.partitions
+        for worker in 0..2 {
+            let owned = strategies::kafka::Placement {
+                role: strategies::kafka::Role::Worker,
+                index: worker,
+                count: 2,
+            }
+            .owned(partitions);
+            assert!(
+                owned.iter().any(|p| progressed.contains(p)),
+                "{strategy}: worker {worker} (partitions {owned:?}) allocated nothing; progressed {progressed:?}"
+            );
+        }
+    }
+}
+
 /// One module per registered strategy, generated from the registry: the race on one
-/// instance and across instances.
+/// instance, across instances, and ten events at once across instances.
 macro_rules! race_every_strategy {
     ($($module:ident => $name:expr),* $(,)?) => {
         $(
@@ -144,6 +194,11 @@ macro_rules! race_every_strategy {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn keeps_its_promise_across_instances() {
                     keeps_its_promise($name, across($name)).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn keeps_its_promise_with_ten_events_at_once() {
+                    ten_events_at_once($name).await;
                 }
             }
         )*
