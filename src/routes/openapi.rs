@@ -37,6 +37,17 @@ pub const OPENAPI_PATH: &str = "/api-docs/openapi.json";
 /// Where the binary serves the documentation page (Swagger UI, compiled in).
 pub const DOCS_PATH: &str = "/docs/";
 
+/// The errors of an admin's `POST` that creates a resource (a book, an event).
+const ADMIN_CREATE: &[&str] = &[
+    "invalid_json",
+    "payload_too_large",
+    "unauthorized",
+    "forbidden",
+    "validation_failed",
+    "backend_unavailable",
+    "internal",
+];
+
 /// Operation id → the error codes it can answer (besides 404 for an unknown path, which
 /// every URL can). Codes are `ApiError::code` values; statuses come from `ApiError` too.
 pub const ERRORS: &[(&str, &[&str])] = &[
@@ -70,18 +81,7 @@ pub const ERRORS: &[(&str, &[&str])] = &[
             "internal",
         ],
     ),
-    (
-        "create_book",
-        &[
-            "invalid_json",
-            "payload_too_large",
-            "unauthorized",
-            "forbidden",
-            "validation_failed",
-            "backend_unavailable",
-            "internal",
-        ],
-    ),
+    ("create_book", ADMIN_CREATE),
     ("list_books", &["invalid_query", "backend_unavailable", "internal"]),
     ("get_book", &["not_found", "backend_unavailable", "internal"]),
     (
@@ -102,18 +102,7 @@ pub const ERRORS: &[(&str, &[&str])] = &[
         &["unauthorized", "forbidden", "not_found", "conflict", "backend_unavailable", "internal"],
     ),
     ("search_books", &["invalid_query", "engine_unavailable", "backend_unavailable", "internal"]),
-    (
-        "create_event",
-        &[
-            "invalid_json",
-            "payload_too_large",
-            "unauthorized",
-            "forbidden",
-            "validation_failed",
-            "backend_unavailable",
-            "internal",
-        ],
-    ),
+    ("create_event", ADMIN_CREATE),
     ("list_events", &["invalid_query", "backend_unavailable", "internal"]),
     ("get_event", &["not_found", "backend_unavailable", "internal"]),
     (
