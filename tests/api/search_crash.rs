@@ -29,16 +29,10 @@ impl Server {
         let cluster = Cluster::start(binary, 1, &env, &|_| Vec::new()).await.expect("start nanum");
         let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
         let settings = configuration::load_for("test", &[]).unwrap();
-        let login: Value = client
-            .post(format!("{}/api/v1/auth/login", cluster.instances[0].address))
-            .json(&json!({ "email": settings.auth.admin_email, "password": settings.auth.admin_password.expose() }))
-            .send()
+        let (base, email) = (&cluster.instances[0].address, &settings.auth.admin_email);
+        let admin = nanum_load::api::login(&client, base, email, settings.auth.admin_password.expose())
             .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let admin = login["access_token"].as_str().expect("admin token").to_owned();
+            .expect("admin login");
         Self { cluster, client, admin }
     }
 
