@@ -32,6 +32,14 @@ pub fn is_transient(err: &DbErr) -> bool {
     matches!(db.code().as_deref(), Some("5" | "6" | "517"))
 }
 
+/// MariaDB gave up waiting for a row lock (1205): with a zero wait, "someone else holds it".
+pub fn is_lock_wait_timeout(err: &DbErr) -> bool {
+    let Some(sqlx::Error::Database(db)) = sqlx_error(err) else {
+        return false;
+    };
+    db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>().is_some_and(|my| my.number() == 1205)
+}
+
 /// The database could not be reached (refused, reset, pool exhausted or closed): the
 /// request had no effect and the answer is 503, not 500.
 pub fn is_unavailable(err: &DbErr) -> bool {

@@ -4,8 +4,8 @@
 
 use chrono::Utc;
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, SqliteTransactionMode,
-    TransactionOptions, TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, IsolationLevel,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use std::sync::Arc;
 use crate::{
     ApplyOutcome, ApplyRequest, BuildError, ConcurrencyStrategy, StrategyError,
     backoff::Backoff,
-    dberr::{is_transient, is_unique_violation},
+    dberr::{is_lock_wait_timeout, is_transient, is_unique_violation},
     outcomes::placeholders,
     probes::StrategyProbes,
     registry::Parts,
@@ -59,10 +59,31 @@ pub(crate) enum Attempt {
 /// a row lock — sea-orm would silently drop `FOR UPDATE` there. The consequence: on SQLite
 /// every strategy, `none` included, is serialised; the race `none` shows needs MariaDB.
 pub(crate) async fn begin(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    begin_for(db, Gate::ForUpdate).await
+}
+
+/// [`begin`] for a section with `gate`.
+///
+/// The versioned gate runs at `READ COMMITTED` on MariaDB. At the default `REPEATABLE READ`
+/// an `UPDATE … WHERE version = ?` that finds the version moved still keeps the row's lock
+/// until its transaction ends, so every loser of a round holds the hot row for one more
+/// round trip (its rollback), one after the other: with a hundred readers that queue,
+/// not the winner, was most of an optimistic apply's time. At `READ COMMITTED` InnoDB's
+/// semi-consistent read lets a non-matching `UPDATE` go without keeping the lock — which
+/// is what an optimistic lock means. Setting the level costs one statement before the
+/// transaction begins, outside any lock.
+pub(crate) async fn begin_for(db: &DatabaseConnection, gate: Gate) -> Result<DatabaseTransaction, DbErr> {
     match db.get_database_backend() {
         DbBackend::Sqlite => {
             let options = TransactionOptions {
                 sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..TransactionOptions::default()
+            };
+            db.begin_with_options(options).await
+        }
+        DbBackend::MySql if gate == Gate::Versioned => {
+            let options = TransactionOptions {
+                isolation_level: Some(IsolationLevel::ReadCommitted),
                 ..TransactionOptions::default()
             };
             db.begin_with_options(options).await
@@ -97,7 +118,7 @@ async fn run_section(
     gate: Gate,
     probes: &StrategyProbes,
 ) -> Result<Attempt, DbErr> {
-    let tx = begin(db).await?;
+    let tx = begin_for(db, gate).await?;
     if let Some(outcome) = book.and_then(|b| b.answer_from_memory(req)) {
         tx.rollback().await?;
         return Ok(Attempt::Done(outcome));
@@ -108,7 +129,7 @@ async fn run_section(
         Attempt::Done(ApplyOutcome::Won { .. }) => tx.commit().await?,
         Attempt::Done(ApplyOutcome::SoldOut) => {
             if let Some(book) = book {
-                book.learn_with(&tx, req.event_id).await;
+                book.learn_with(&tx, req.event_id, Some(req.user_id)).await;
             }
             tx.rollback().await?;
         }
@@ -143,11 +164,14 @@ async fn fence_and_read(
     Ok(Some((row.try_get_by_index::<i32>(0)?, row.try_get_by_index::<i64>(1)?)))
 }
 
-/// The section's steps, in as few statements as the gate allows while the row is held:
-/// a winner costs the stock read (none for the atomic gate), the decrement and the insert;
-/// the duplicate check runs only on the losing path, because for a winner the unique index
-/// on `(event_id, user_id)` is that check (a reader who already holds a copy fails the
-/// insert, and the rollback returns the decrement).
+/// The section's steps, with as few statements as the gate allows while the stock row is
+/// held. The application is recorded *first*, before the row is touched: the unique index
+/// on `(event_id, user_id)` is the duplicate check (a reader who already holds a copy, or a
+/// concurrent twin, fails the insert and never queues for the row), and the row is then
+/// held only for the stock read (none for the atomic gate), the decrement and the commit —
+/// one round trip fewer under the lock than inserting last. A request that finds no copy
+/// left, or loses the version race, gets its insert undone by the caller's rollback (so
+/// its transaction sees its own uncommitted row: see `SoldOutBook::learn_with`).
 ///
 /// With `probes`, the statement that waits for the stock row's lock is timed as lock wait:
 /// the `SELECT … FOR UPDATE` of the pessimistic gate, the conditional `UPDATE` of the
@@ -160,7 +184,17 @@ pub(crate) async fn steps(
     probes: Option<&StrategyProbes>,
 ) -> Result<Attempt, DbErr> {
     let event = req.event_id;
-    // 0–1. fence (Redis lock only) and read the stock; the atomic gate needs neither
+    // 0. record the application (undone by the rollback unless a copy is taken below)
+    let sql = "INSERT INTO applications (event_id, user_id, request_id, status, created_at) \
+               VALUES (?, ?, ?, 'won', ?)";
+    let values = vec![event.into(), req.user_id.into(), req.request_id.clone().into(), Utc::now().into()];
+    let application_id = match tx.execute_raw(stmt(backend, sql, values)).await {
+        Ok(res) => i64::try_from(res.last_insert_id()).unwrap_or(i64::MAX),
+        Err(e) if is_unique_violation(&e) => return Ok(Attempt::Done(ApplyOutcome::AlreadyApplied)),
+        Err(e) => return Err(e),
+    };
+
+    // 1–2. fence (Redis lock only) and read the stock; the atomic gate needs neither
     let (remaining, version) = if gate == Gate::Atomic {
         (1, 0)
     } else {
@@ -174,15 +208,26 @@ pub(crate) async fn steps(
             None => return Ok(Attempt::Fenced),
         }
     };
+    // the insert succeeded, so this reader holds no copy: losing here is `sold_out`
     if remaining <= 0 {
-        return Ok(Attempt::Done(losing_answer(tx, backend, req).await?));
+        return Ok(Attempt::Done(ApplyOutcome::SoldOut));
     }
 
-    // 2. take a copy, as the gate says
+    // 3. take a copy, as the gate says
     let (sql, values) = match gate {
         Gate::ReadModifyWrite | Gate::ForUpdate | Gate::Fenced(_) => (
             "UPDATE event_stock SET remaining = ?, version = version + 1 WHERE event_id = ?",
             vec![(remaining - 1).into(), event.into()],
+        ),
+        // MariaDB: never wait for the row. A row locked by another writer is a version that
+        // is about to move, so it is a conflict like any other (`SET STATEMENT … FOR` scopes
+        // the zero wait to this one statement). Waiting instead queues every loser of a
+        // round behind the winner and then behind each other, one lock hand-over each.
+        Gate::Versioned if backend == DbBackend::MySql => (
+            "SET STATEMENT innodb_lock_wait_timeout = 0 FOR \
+             UPDATE event_stock SET remaining = remaining - 1, version = version + 1 \
+             WHERE event_id = ? AND version = ?",
+            vec![event.into(), version.into()],
         ),
         Gate::Versioned => (
             "UPDATE event_stock SET remaining = remaining - 1, version = version + 1 \
@@ -196,7 +241,11 @@ pub(crate) async fn steps(
         ),
     };
     let updating = std::time::Instant::now();
-    let updated = tx.execute_raw(stmt(backend, sql, values)).await?.rows_affected();
+    let updated = match tx.execute_raw(stmt(backend, sql, values)).await {
+        Ok(res) => res.rows_affected(),
+        Err(e) if gate == Gate::Versioned && is_lock_wait_timeout(&e) => return Ok(Attempt::Conflict),
+        Err(e) => return Err(e),
+    };
     if let (Gate::Atomic, Some(probes)) = (gate, probes) {
         probes.waited(updating.elapsed());
     }
@@ -209,36 +258,12 @@ pub(crate) async fn steps(
                 if tx.query_one_raw(stmt(backend, sql, vec![event.into()])).await?.is_none() {
                     return Err(DbErr::RecordNotFound(format!("event_stock {event}")));
                 }
-                Attempt::Done(losing_answer(tx, backend, req).await?)
+                Attempt::Done(ApplyOutcome::SoldOut)
             }
             _ => Attempt::Done(ApplyOutcome::SoldOut),
         });
     }
-
-    // 3. record the winner; a reader who already holds a copy (or a concurrent twin) fails
-    //    on the unique index, and the caller's rollback returns the copy
-    let sql = "INSERT INTO applications (event_id, user_id, request_id, status, created_at) \
-               VALUES (?, ?, ?, 'won', ?)";
-    let values = vec![event.into(), req.user_id.into(), req.request_id.clone().into(), Utc::now().into()];
-    match tx.execute_raw(stmt(backend, sql, values)).await {
-        Ok(res) => {
-            let application_id = i64::try_from(res.last_insert_id()).unwrap_or(i64::MAX);
-            Ok(Attempt::Done(ApplyOutcome::Won { application_id }))
-        }
-        Err(e) if is_unique_violation(&e) => Ok(Attempt::Done(ApplyOutcome::AlreadyApplied)),
-        Err(e) => Err(e),
-    }
-}
-
-/// No copy for this request: `already_applied` when the reader holds one, else `sold_out`.
-async fn losing_answer(
-    tx: &DatabaseTransaction,
-    backend: DbBackend,
-    req: &ApplyRequest,
-) -> Result<ApplyOutcome, DbErr> {
-    let sql = "SELECT id FROM applications WHERE event_id = ? AND user_id = ?";
-    let holds = tx.query_one_raw(stmt(backend, sql, vec![req.event_id.into(), req.user_id.into()])).await?;
-    Ok(if holds.is_some() { ApplyOutcome::AlreadyApplied } else { ApplyOutcome::SoldOut })
+    Ok(Attempt::Done(ApplyOutcome::Won { application_id }))
 }
 
 /// What one batch of the section produced.
@@ -547,6 +572,23 @@ mod tests {
             Some(4),
             "the unique index undid the take"
         );
+    }
+
+    #[tokio::test]
+    async fn a_loser_leaves_no_row_and_does_not_teach_the_shortcut_that_it_holds_a_copy() {
+        // the section records first and rolls back on sold out: inside its transaction the
+        // loser sees its own row, which must not count as a holder
+        for gate in GATES {
+            let db = db_with_event(1).await;
+            let book = crate::sold_out::SoldOutBook::new(db.clone());
+            let gate_for = |i: i64| if let Gate::Fenced(_) = gate { Gate::Fenced(i) } else { gate };
+            run(&db, Some(&book), &request(1), gate_for(1), p()).await.expect("win");
+            let lost = run(&db, Some(&book), &request(2), gate_for(2), p()).await.expect("lose");
+            assert_eq!(lost, Attempt::Done(ApplyOutcome::SoldOut), "{gate:?}");
+            assert_eq!(schema::winners(&db, 1).await.expect("winners").len(), 1, "{gate:?}");
+            assert_eq!(book.answer_from_memory(&request(2)), Some(ApplyOutcome::SoldOut), "{gate:?}");
+            assert_eq!(book.answer_from_memory(&request(1)), Some(ApplyOutcome::AlreadyApplied), "{gate:?}");
+        }
     }
 
     #[tokio::test]

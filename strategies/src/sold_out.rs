@@ -88,21 +88,28 @@ impl SoldOutBook {
     /// when the committed stock is zero, remember the event and its holders. Failures are
     /// only logged — the shortcut is an optimisation, the strategy already answered.
     pub(crate) async fn learn(&self, event_id: i64) {
-        self.learn_with(&self.db, event_id).await;
+        self.learn_with(&self.db, event_id, None).await;
     }
 
     /// As [`SoldOutBook::learn`], on a connection the caller holds — the losing section's
     /// own transaction, so the first loser teaches the book without queueing for another
     /// pooled connection behind everyone else. Within one transaction the stock and the
     /// holders are read from one snapshot, and any committed `remaining = 0` is final.
-    pub(crate) async fn learn_with<C: ConnectionTrait>(&self, conn: &C, event_id: i64) {
+    /// `not_holding`: the reader whose own uncommitted application that transaction can see
+    /// (the section records first and rolls back on `sold_out`), left out of the holders.
+    pub(crate) async fn learn_with<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        event_id: i64,
+        not_holding: Option<i64>,
+    ) {
         if self.settled(event_id).is_some() {
             return;
         }
         if !self.learning.lock().unwrap_or_else(|p| p.into_inner()).insert(event_id) {
             return; // another request is learning it
         }
-        match load(conn, event_id).await {
+        match load(conn, event_id, not_holding).await {
             Ok(Some(settled)) => {
                 let mut events = self.events.write().unwrap_or_else(|p| p.into_inner());
                 if events.len() >= MAX_EVENTS {
@@ -117,7 +124,11 @@ impl SoldOutBook {
     }
 }
 
-async fn load<C: ConnectionTrait>(conn: &C, event_id: i64) -> Result<Option<Settled>, sea_orm::DbErr> {
+async fn load<C: ConnectionTrait>(
+    conn: &C,
+    event_id: i64,
+    not_holding: Option<i64>,
+) -> Result<Option<Settled>, sea_orm::DbErr> {
     let backend = conn.get_database_backend();
     // Read the stock first: once it is zero, every winner is committed (each in the
     // transaction of its decrement), so the holder list read next is complete.
@@ -125,8 +136,13 @@ async fn load<C: ConnectionTrait>(conn: &C, event_id: i64) -> Result<Option<Sett
         Some(remaining) if remaining <= 0 => {}
         _ => return Ok(None),
     }
-    let sql = format!("SELECT user_id FROM applications WHERE event_id = ? LIMIT {}", MAX_HOLDERS + 1);
-    let rows = conn.query_all_raw(stmt(backend, &sql, vec![event_id.into()])).await?;
+    let sql = format!(
+        "SELECT user_id FROM applications WHERE event_id = ? AND user_id <> ? LIMIT {}",
+        MAX_HOLDERS + 1
+    );
+    // user ids are positive, so -1 leaves nobody out
+    let values = vec![event_id.into(), not_holding.unwrap_or(-1).into()];
+    let rows = conn.query_all_raw(stmt(backend, &sql, values)).await?;
     if rows.len() > MAX_HOLDERS {
         return Ok(Some(Settled { holders: None }));
     }

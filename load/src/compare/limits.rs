@@ -1,10 +1,10 @@
 //! The two limits every strategy's figure is a fraction of, measured in the same run on the
 //! same machine:
 //!
-//! - **the hot-row SQL loop** — `pessimistic-lock`'s statements (those of
-//!   `strategies/src/section.rs` with the `FOR UPDATE` gate, without the sold-out
-//!   shortcut) sent straight to the database from `c` connections, no HTTP, no server:
-//!   what one serialised stock row allows;
+//! - **the hot-row SQL loop** — `pessimistic-lock`'s section without the sold-out shortcut
+//!   (`strategies::contract::hot_row_section`, the strategy's own code) run straight
+//!   against the database from `c` connections, no HTTP, no server: what one serialised
+//!   stock row allows;
 //! - **the HTTP ceiling** — `GET /health/live` on the same kind of servers at the same
 //!   concurrency: what the HTTP path (server, loopback, and this load generator) allows.
 
@@ -18,11 +18,8 @@ use std::{
 
 use anyhow::Context;
 use indicatif::ProgressBar;
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, SqliteTransactionMode, Statement,
-    TransactionOptions, TransactionTrait,
-};
-use strategies::{contract, dberr::is_unique_violation};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+use strategies::contract;
 
 use super::Shape;
 use crate::{
@@ -109,12 +106,6 @@ pub async fn hot_row_sql(
     result
 }
 
-/// What one pass of the statements decided.
-enum Decided {
-    Won,
-    Rejected,
-}
-
 async fn sql_round(
     db: &DatabaseConnection,
     event: i64,
@@ -137,16 +128,14 @@ async fn sql_round(
                     }
                     let sent = Instant::now();
                     let user = i64::try_from(i).unwrap_or(i64::MAX) + 1;
-                    let decided = statements(&db, event, user, &format!("sql-{event}-{i}")).await;
+                    let decided =
+                        contract::hot_row_section(&db, event, user, &format!("sql-{event}-{i}")).await;
                     let done = Instant::now();
                     stats.requests += 1;
                     stats.elapsed = stats.elapsed.max(done - start);
                     match decided {
-                        Ok(decided) => {
-                            let status = match decided {
-                                Decided::Won => 201,
-                                Decided::Rejected => 409,
-                            };
+                        Ok(won) => {
+                            let status = if won { 201 } else { 409 };
                             if status == 201 {
                                 stats.wins += 1;
                             }
@@ -170,58 +159,4 @@ async fn sql_round(
         total.merge(worker.await?);
     }
     Ok(total)
-}
-
-/// `pessimistic-lock`'s section, statement for statement (`steps` in
-/// `strategies/src/section.rs`): lock and read the stock row; sold out → look for the
-/// reader's copy (`already_applied` or `sold_out`) and roll back; else decrement, record the
-/// winner (the unique index on `(event_id, user_id)` is the duplicate check on this path),
-/// commit. On SQLite the lock is `BEGIN IMMEDIATE`, as there.
-async fn statements(
-    db: &DatabaseConnection,
-    event: i64,
-    user: i64,
-    request_id: &str,
-) -> Result<Decided, DbErr> {
-    let backend = db.get_database_backend();
-    let tx = match backend {
-        DbBackend::Sqlite => {
-            let options = TransactionOptions {
-                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                ..TransactionOptions::default()
-            };
-            db.begin_with_options(options).await?
-        }
-        _ => db.begin().await?,
-    };
-    let lock = if backend == DbBackend::MySql { " FOR UPDATE" } else { "" };
-    let sql = format!("SELECT remaining, version FROM event_stock WHERE event_id = ?{lock}");
-    let row = tx
-        .query_one_raw(Statement::from_sql_and_values(backend, &sql, [event.into()]))
-        .await?
-        .ok_or_else(|| DbErr::RecordNotFound(format!("event_stock {event}")))?;
-    let remaining: i32 = row.try_get_by_index(0)?;
-    if remaining <= 0 {
-        let sql = "SELECT id FROM applications WHERE event_id = ? AND user_id = ?";
-        tx.query_one_raw(Statement::from_sql_and_values(backend, sql, [event.into(), user.into()])).await?;
-        tx.rollback().await?;
-        return Ok(Decided::Rejected);
-    }
-    let sql = "UPDATE event_stock SET remaining = ?, version = version + 1 WHERE event_id = ?";
-    tx.execute_raw(Statement::from_sql_and_values(backend, sql, [(remaining - 1).into(), event.into()]))
-        .await?;
-    let sql = "INSERT INTO applications (event_id, user_id, request_id, status, created_at) \
-               VALUES (?, ?, ?, 'won', ?)";
-    let values = [event.into(), user.into(), request_id.into(), chrono::Utc::now().into()];
-    match tx.execute_raw(Statement::from_sql_and_values(backend, sql, values)).await {
-        Ok(_) => {
-            tx.commit().await?;
-            Ok(Decided::Won)
-        }
-        Err(e) if is_unique_violation(&e) => {
-            tx.rollback().await?;
-            Ok(Decided::Rejected)
-        }
-        Err(e) => Err(e),
-    }
 }

@@ -161,6 +161,25 @@ pub async fn connect(url: &str, pool: u32) -> Result<DatabaseConnection, DbErr> 
     Database::connect(opts).await
 }
 
+/// `pessimistic-lock`'s section once, statement for statement as the strategy runs it, but
+/// without the sold-out shortcut and without retrying: the hot-row loop `nanum compare`
+/// measures every strategy against. `Ok(true)` when it took a copy.
+///
+/// # Errors
+///
+/// Any database error, a deadlock or lock timeout included (nothing was written then).
+pub async fn hot_row_section(
+    db: &DatabaseConnection,
+    event_id: i64,
+    user_id: i64,
+    request_id: &str,
+) -> Result<bool, DbErr> {
+    let req = ApplyRequest { event_id, user_id, request_id: request_id.to_owned() };
+    let probes = crate::probes::probes(crate::StrategyName::PessimisticLock);
+    let attempt = crate::section::run(db, None, &req, crate::section::Gate::ForUpdate, probes).await?;
+    Ok(matches!(attempt, crate::section::Attempt::Done(ApplyOutcome::Won { .. })))
+}
+
 /// Runs this crate's migrations alone (the app runs it inside its full migrator).
 ///
 /// # Errors
