@@ -99,7 +99,13 @@ impl Drop for Instance {
         // longer written to; an error means it already exited.
         let _ = self.child.start_kill();
         let _ = std::fs::remove_dir_all(&self.index_dir);
-        let _ = std::fs::remove_file(&self.log);
+        // NANUM_KEEP_LOGS=1 keeps each instance's stderr (e.g. with RUST_LOG=strategies=debug
+        // to see how long each consumer batch took) and says where it is.
+        if std::env::var_os("NANUM_KEEP_LOGS").is_some() {
+            eprintln!("instance log kept: {}", self.log.display());
+        } else {
+            let _ = std::fs::remove_file(&self.log);
+        }
     }
 }
 

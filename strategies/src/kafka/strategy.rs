@@ -29,6 +29,7 @@ use crate::{
     probes::{StrategyProbes, probes},
     redis_lock::RedisLock,
     registry::Parts,
+    sold_out::SoldOutBook,
 };
 
 /// The registry's constructor for the three Kafka strategies. `kafka-redis-lock` takes the
@@ -43,9 +44,10 @@ pub(crate) async fn build(parts: &Parts<'_>) -> Result<Arc<dyn ConcurrencyStrate
     } else {
         None
     };
-    let strategy = KafkaStrategy::connect(name, parts.db.clone(), kafka, parts.placement, lock)
+    let mut strategy = KafkaStrategy::connect(name, parts.db.clone(), kafka, parts.placement, lock)
         .await
         .map_err(|reason| BuildError::Backend { strategy: name, reason })?;
+    strategy.book = parts.book.clone();
     Ok(Arc::new(strategy))
 }
 
@@ -58,6 +60,8 @@ pub(crate) struct KafkaStrategy {
     config: KafkaConfig,
     placement: Placement,
     lock: Option<Arc<RedisLock>>,
+    /// The sold-out shortcut, which the consumers ask (and teach) too.
+    book: Option<Arc<SoldOutBook>>,
     /// Identifies this process in produced records (answers for it come back in-process).
     origin: String,
     client: Arc<Client>,
@@ -108,6 +112,7 @@ impl KafkaStrategy {
             config,
             placement,
             lock,
+            book: None,
             origin: uuid::Uuid::new_v4().to_string(),
             client,
             producers,
@@ -198,6 +203,7 @@ impl ConcurrencyStrategy for KafkaStrategy {
                 waiters: Arc::clone(&self.waiters),
                 origin: self.origin.clone(),
                 lock: self.lock.clone(),
+                book: self.book.clone(),
                 deadline,
                 max_wait_ms: self.config.fetch_max_wait_ms,
                 probes: self.probes,

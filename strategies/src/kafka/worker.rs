@@ -15,7 +15,11 @@
 //! round trip) per reader for nothing. A batch is whatever the fetch returned, capped at
 //! [`MAX_BATCH`], so under light load it is one record and nobody waits for a batch to fill.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use rskafka::{
     client::partition::{Compression, PartitionClient},
@@ -30,12 +34,13 @@ use super::{
     wire::{ApplyMessage, ResultMessage},
 };
 use crate::{
-    ApplyOutcome, Backend, StrategyError,
+    ApplyOutcome, ApplyRequest, Backend, StrategyError,
     backoff::Backoff,
     outcomes::{self, RequestResult},
     probes::{StrategyProbes, lag_gauge},
     redis_lock::RedisLock,
     section::{self, Applicant, BatchAttempt},
+    sold_out::SoldOutBook,
 };
 
 /// Most records in one transaction (bounds statement sizes and lock hold time).
@@ -43,6 +48,11 @@ const MAX_BATCH: usize = 500;
 
 /// Between retries of a failing batch.
 const RETRY: Backoff = Backoff::from_millis(10, 1_000);
+
+/// The events of `messages` whose answer is not known from memory.
+fn open_events(messages: &[&ApplyMessage], remembered: &[Option<ApplyOutcome>]) -> BTreeSet<i64> {
+    messages.iter().zip(remembered).filter(|(_, r)| r.is_none()).map(|(m, _)| m.event_id).collect()
+}
 
 /// Everything one partition's consumer needs.
 #[derive(Debug, Clone)]
@@ -58,6 +68,9 @@ pub(crate) struct Worker {
     pub(crate) origin: String,
     /// `kafka-redis-lock` with the lock on: the fenced Redis lock around each batch.
     pub(crate) lock: Option<Arc<RedisLock>>,
+    /// The sold-out shortcut: records of an event it knows sold out are answered from
+    /// memory, without the lock or the stock row.
+    pub(crate) book: Option<Arc<SoldOutBook>>,
     pub(crate) deadline: Duration,
     pub(crate) max_wait_ms: i32,
     /// Its strategy's decision counters.
@@ -120,36 +133,68 @@ impl Worker {
     }
 
     /// Allocates one batch (under the lock when there is one) and sends its answers.
+    ///
+    /// Records of an event the sold-out book already knows are decided from memory: stock
+    /// only goes down, so once a committed `remaining = 0` was read the answer is fixed
+    /// (`already_applied` for a holder, `sold_out` for anyone else), the same one the
+    /// section would give. Only the events still open take the lock — none at all when every
+    /// record's event is settled — and the answers are still stored with the offset in one
+    /// transaction, so a replay gets the same answer.
     async fn handle(&self, batch: &[Entry]) -> Result<(), StrategyError> {
         let Some(next_offset) = batch.last().map(|(o, _)| o + 1) else { return Ok(()) };
         let messages: Vec<&ApplyMessage> = batch.iter().filter_map(|(_, m)| m.as_ref()).collect();
         let started = std::time::Instant::now();
-        let transact = |tokens: BTreeMap<i64, i64>| {
-            let messages = &messages;
-            async move { Ok(self.transact(messages, next_offset, &tokens).await?) }
-        };
+        let mut remembered = self.remember(&messages);
         let answers = match &self.lock {
-            Some(lock) => {
-                let events = messages.iter().map(|m| m.event_id).collect();
+            Some(lock) if !open_events(&messages, &remembered).is_empty() => {
                 // the consumers of this process queue for an event here, not on Redis
-                let _turns = lock.local_turns(&events).await;
-                lock.under_leases(&events, started, transact).await?
+                let turns = lock.local_turns(&open_events(&messages, &remembered)).await;
+                // the consumer ahead in the queue may have sold the event out meanwhile
+                remembered = self.remember(&messages);
+                let open = open_events(&messages, &remembered);
+                if open.is_empty() {
+                    drop(turns);
+                    self.transact(&messages, &remembered, next_offset, &BTreeMap::new()).await?
+                } else {
+                    let transact = |tokens: BTreeMap<i64, i64>| {
+                        let (messages, remembered) = (&messages, &remembered);
+                        async move { Ok(self.transact(messages, remembered, next_offset, &tokens).await?) }
+                    };
+                    Some(lock.under_leases(&open, started, transact).await?)
+                }
             }
-            // Without a lock nothing is fenced, so one round always answers.
-            None => transact(BTreeMap::new()).await?.ok_or_else(|| {
-                StrategyError::Unavailable(Backend::Kafka, "a batch without a lock reported a fence".into())
-            })?,
-        };
+            // Without a lock (or with nothing left to lock) nothing is fenced, so one round
+            // always answers.
+            _ => self.transact(&messages, &remembered, next_offset, &BTreeMap::new()).await?,
+        }
+        .ok_or_else(|| {
+            StrategyError::Unavailable(Backend::Kafka, "a batch without a lock reported a fence".into())
+        })?;
         let decided = started.elapsed();
         self.answer(answers).await;
         tracing::debug!(records = batch.len(), ?decided, answered = ?started.elapsed(), partition = self.partition_id(), "consumed a batch");
         Ok(())
     }
 
-    /// The batch's transaction. `Ok(None)`: fenced out, nothing written.
+    /// The book's answers for `messages` (`None`: not known sold out, or no book).
+    fn remember(&self, messages: &[&ApplyMessage]) -> Vec<Option<ApplyOutcome>> {
+        messages.iter().map(|m| self.remembered(m)).collect()
+    }
+
+    /// The book's answer for `message`, when its event is known sold out.
+    fn remembered(&self, message: &ApplyMessage) -> Option<ApplyOutcome> {
+        let request =
+            ApplyRequest { event_id: message.event_id, user_id: message.user_id, request_id: String::new() };
+        self.book.as_ref()?.answer_from_memory(&request)
+    }
+
+    /// The batch's transaction: `remembered[i]` is the answer already known for
+    /// `messages[i]`; the others go through the section. `Ok(None)`: fenced out, nothing
+    /// written.
     async fn transact<'m>(
         &self,
         messages: &[&'m ApplyMessage],
+        remembered: &[Option<ApplyOutcome>],
         next_offset: i64,
         tokens: &BTreeMap<i64, i64>,
     ) -> Result<Option<Vec<(&'m ApplyMessage, ApplyOutcome)>>, DbErr> {
@@ -159,10 +204,14 @@ impl Worker {
         // Answers stored by an earlier run (duplicate records); new ones join them below.
         let mut decided = outcomes::results_of(&tx, &ids).await?;
         let mut fresh: Vec<&ApplyMessage> = Vec::new();
+        let mut known: Vec<(&ApplyMessage, ApplyOutcome)> = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        for m in messages {
+        for (m, memory) in messages.iter().zip(remembered) {
             if !decided.contains_key(&m.request_id) && seen.insert(m.request_id.as_str()) {
-                fresh.push(m);
+                match memory {
+                    Some(outcome) => known.push((m, *outcome)),
+                    None => fresh.push(m),
+                }
             }
         }
         let applicants: Vec<Applicant<'_>> = fresh
@@ -176,8 +225,8 @@ impl Worker {
                 return Ok(None);
             }
         };
-        let mut stored = Vec::with_capacity(fresh.len());
-        for (m, outcome) in fresh.iter().zip(decisions) {
+        let mut stored = Vec::with_capacity(fresh.len() + known.len());
+        for (m, outcome) in fresh.iter().copied().zip(decisions).chain(known) {
             decided.insert(m.request_id.clone(), outcome);
             stored.push((
                 m.request_id.as_str(),
@@ -189,6 +238,19 @@ impl Worker {
         tx.commit().await?;
         for (_, result) in &stored {
             self.probes.decided(result.outcome);
+        }
+        // Teach the book now, after the commit (an uncommitted zero is not a fact yet) and
+        // before the lock and the local turn are released, so the batches queued behind
+        // this one are answered from memory.
+        if let Some(book) = &self.book {
+            let sold_out: BTreeSet<i64> = stored
+                .iter()
+                .filter(|(_, r)| r.outcome == ApplyOutcome::SoldOut)
+                .map(|(_, r)| r.event_id)
+                .collect();
+            for event in sold_out {
+                book.learn(event).await;
+            }
         }
         let answers = messages
             .iter()
