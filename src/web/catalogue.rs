@@ -156,8 +156,8 @@ pub(crate) async fn search(
     Ok(visitor.page(StatusCode::OK, layout::page(Some(&visitor), "검색", html! {}, body)))
 }
 
-/// Percent-encodes a query-string value.
-pub(crate) fn encode(value: &str) -> String {
+/// Percent-encodes a query-string or form value (RFC 3986 unreserved characters stay).
+pub fn encode(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {

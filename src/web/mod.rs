@@ -23,6 +23,8 @@ mod catalogue;
 mod layout;
 mod race;
 
+pub use catalogue::encode;
+
 use std::future::{Ready, ready};
 
 use actix_web::{

@@ -171,16 +171,8 @@ impl ConcurrencyStrategy for Measured {
         result
     }
 
-    async fn event_created(&self, event_id: i64) -> Result<(), StrategyError> {
-        self.inner.event_created(event_id).await
-    }
-
-    async fn prepare(&self) -> Result<(), StrategyError> {
-        self.inner.prepare().await
-    }
-
-    async fn health(&self) -> Vec<(&'static str, Result<(), String>)> {
-        self.inner.health().await
+    fn wrapped(&self) -> Option<&dyn ConcurrencyStrategy> {
+        Some(self.inner.as_ref())
     }
 }
 

@@ -106,36 +106,29 @@ pub(crate) async fn run(
     probes: &StrategyProbes,
 ) -> Result<Attempt, DbErr> {
     let began = std::time::Instant::now();
-    let attempt = run_section(db, book, req, gate, probes).await;
+    let attempt = async {
+        let tx = begin_for(db, gate).await?;
+        if let Some(outcome) = book.and_then(|b| b.answer_from_memory(req)) {
+            tx.rollback().await?;
+            return Ok(Attempt::Done(outcome));
+        }
+        let backend = tx.get_database_backend();
+        let attempt = steps(&tx, backend, req, gate, Some(probes)).await?;
+        match attempt {
+            Attempt::Done(ApplyOutcome::Won { .. }) => tx.commit().await?,
+            Attempt::Done(ApplyOutcome::SoldOut) => {
+                if let Some(book) = book {
+                    book.learn_with(&tx, req.event_id, Some(req.user_id)).await;
+                }
+                tx.rollback().await?;
+            }
+            _ => tx.rollback().await?,
+        }
+        Ok(attempt)
+    }
+    .await;
     probes.section.record(began.elapsed().as_secs_f64());
     attempt
-}
-
-async fn run_section(
-    db: &DatabaseConnection,
-    book: Option<&SoldOutBook>,
-    req: &ApplyRequest,
-    gate: Gate,
-    probes: &StrategyProbes,
-) -> Result<Attempt, DbErr> {
-    let tx = begin_for(db, gate).await?;
-    if let Some(outcome) = book.and_then(|b| b.answer_from_memory(req)) {
-        tx.rollback().await?;
-        return Ok(Attempt::Done(outcome));
-    }
-    let backend = tx.get_database_backend();
-    let attempt = steps(&tx, backend, req, gate, Some(probes)).await?;
-    match attempt {
-        Attempt::Done(ApplyOutcome::Won { .. }) => tx.commit().await?,
-        Attempt::Done(ApplyOutcome::SoldOut) => {
-            if let Some(book) = book {
-                book.learn_with(&tx, req.event_id, Some(req.user_id)).await;
-            }
-            tx.rollback().await?;
-        }
-        _ => tx.rollback().await?,
-    }
-    Ok(attempt)
 }
 
 /// Steps 0 and 1 of the section, shared by [`steps`] and [`steps_batch`]: the fencing

@@ -183,15 +183,7 @@ impl ConcurrencyStrategy for Shortcut {
         Ok(outcome)
     }
 
-    async fn event_created(&self, event_id: i64) -> Result<(), StrategyError> {
-        self.inner.event_created(event_id).await
-    }
-
-    async fn prepare(&self) -> Result<(), StrategyError> {
-        self.inner.prepare().await
-    }
-
-    async fn health(&self) -> Vec<(&'static str, Result<(), String>)> {
-        self.inner.health().await
+    fn wrapped(&self) -> Option<&dyn ConcurrencyStrategy> {
+        Some(self.inner.as_ref())
     }
 }

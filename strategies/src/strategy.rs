@@ -154,29 +154,47 @@ pub trait ConcurrencyStrategy: Send + Sync + std::fmt::Debug {
     /// Runs one application through the critical section.
     async fn apply(&self, request: &ApplyRequest) -> Result<ApplyOutcome, StrategyError>;
 
+    /// What this strategy wraps, for a wrapper that adds behaviour around another (the
+    /// sold-out shortcut, the metrics): the lifecycle calls below then go to it, so a
+    /// wrapper only writes `apply`. Default: nothing (a strategy of its own).
+    fn wrapped(&self) -> Option<&dyn ConcurrencyStrategy> {
+        None
+    }
+
     /// Called after a new event and its stock row are committed, so a strategy that keeps
-    /// its own copy of the stock (`redis-atomic`) can load it. Default: nothing.
+    /// its own copy of the stock (`redis-atomic`) can load it. Default: nothing, or the
+    /// wrapped strategy's.
     ///
     /// # Errors
     ///
     /// A backend failure; the event exists regardless and is loaded lazily later.
-    async fn event_created(&self, _event_id: i64) -> Result<(), StrategyError> {
-        Ok(())
+    async fn event_created(&self, event_id: i64) -> Result<(), StrategyError> {
+        match self.wrapped() {
+            Some(inner) => inner.event_created(event_id).await,
+            None => Ok(()),
+        }
     }
 
-    /// Called once at start-up (e.g. to rebuild counters from the database). Default: nothing.
+    /// Called once at start-up (e.g. to rebuild counters from the database). Default:
+    /// nothing, or the wrapped strategy's.
     ///
     /// # Errors
     ///
     /// A backend failure, which stops the start.
     async fn prepare(&self) -> Result<(), StrategyError> {
-        Ok(())
+        match self.wrapped() {
+            Some(inner) => inner.prepare().await,
+            None => Ok(()),
+        }
     }
 
     /// The strategy's own backends and whether each answers, for `/health/ready`.
-    /// Default: none beyond what the app checks itself.
+    /// Default: none beyond what the app checks itself, or the wrapped strategy's.
     async fn health(&self) -> Vec<(&'static str, Result<(), String>)> {
-        Vec::new()
+        match self.wrapped() {
+            Some(inner) => inner.health().await,
+            None => Vec::new(),
+        }
     }
 }
 

@@ -66,6 +66,24 @@ pub async fn spawn_configured(
     TestApp { address, client, settings }
 }
 
+/// `count` real `nanum serve` processes on `env` (`per_instance` adds settings for one of
+/// them), a client, and an admin token from the first.
+pub async fn start_processes(
+    count: usize,
+    env: &[(String, String)],
+    per_instance: nanum_load::cluster::PerInstance<'_>,
+) -> (nanum_load::Cluster, reqwest::Client, String) {
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_nanum"));
+    let cluster = nanum_load::Cluster::start(binary, count, env, per_instance).await.expect("start nanum");
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let settings = configuration::load_for("test", &[]).unwrap();
+    let (base, email) = (&cluster.instances[0].address, &settings.auth.admin_email);
+    let admin = nanum_load::api::login(&client, base, email, settings.auth.admin_password.expose())
+        .await
+        .expect("admin login");
+    (cluster, client, admin)
+}
+
 /// A new, empty folder name for a search index.
 pub fn fresh_index_dir() -> std::path::PathBuf {
     std::env::temp_dir().join("nanum-tests").join(format!("{}.index", uuid::Uuid::new_v4().simple()))

@@ -6,16 +6,17 @@
 
 use std::{
     collections::BTreeSet,
-    path::{Path, PathBuf},
+    path::PathBuf,
     sync::atomic::{AtomicUsize, Ordering},
     time::{Duration, Instant},
 };
 
 use futures::future::join_all;
-use nanum::configuration;
 use nanum_load::Cluster;
 use serde_json::{Value, json};
 use strategies::contract;
+
+use crate::helpers::start_processes;
 
 /// The acceptance bound.
 const CONVERGE_WITHIN: Duration = Duration::from_secs(2);
@@ -40,14 +41,7 @@ impl Three {
         let dirs = index_dirs.clone();
         let per_instance =
             move |i: usize| vec![("APP__SEARCH__INDEX_DIR".to_owned(), dirs[i].display().to_string())];
-        let binary = Path::new(env!("CARGO_BIN_EXE_nanum"));
-        let cluster = Cluster::start(binary, 3, &env, &per_instance).await.expect("start 3 instances");
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-        let settings = configuration::load_for("test", &[]).unwrap();
-        let (base, email) = (&cluster.instances[0].address, &settings.auth.admin_email);
-        let admin = nanum_load::api::login(&client, base, email, settings.auth.admin_password.expose())
-            .await
-            .expect("admin login");
+        let (cluster, client, admin) = start_processes(3, &env, &per_instance).await;
         Self { cluster, client, admin, index_dirs }
     }
 

@@ -2,17 +2,13 @@
 //! serve` processes, SIGKILLed, restarted on the same database and index folder, and the
 //! index catches up with every write (creates, updates, deletes) from the outbox.
 
-use std::{
-    path::Path,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use futures::future::join_all;
-use nanum::configuration;
 use nanum_load::Cluster;
 use serde_json::{Value, json};
 
-use crate::helpers::fresh_index_dir;
+use crate::helpers::{fresh_index_dir, start_processes};
 
 /// A server process on `env`, plus an admin token for it.
 struct Server {
@@ -25,14 +21,7 @@ impl Server {
     async fn start(env: &[(String, String)], sync: bool) -> Self {
         let mut env = env.to_vec();
         env.push(("APP__SEARCH__SYNC_ENABLED".into(), sync.to_string()));
-        let binary = Path::new(env!("CARGO_BIN_EXE_nanum"));
-        let cluster = Cluster::start(binary, 1, &env, &|_| Vec::new()).await.expect("start nanum");
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-        let settings = configuration::load_for("test", &[]).unwrap();
-        let (base, email) = (&cluster.instances[0].address, &settings.auth.admin_email);
-        let admin = nanum_load::api::login(&client, base, email, settings.auth.admin_password.expose())
-            .await
-            .expect("admin login");
+        let (cluster, client, admin) = start_processes(1, &env, &|_| Vec::new()).await;
         Self { cluster, client, admin }
     }
 

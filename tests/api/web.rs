@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use nanum::web::encode;
 use reqwest::{StatusCode, header};
 use strategies::{StrategyName, contract};
 
@@ -41,16 +42,6 @@ impl Page {
         let open = rest.find('>')? + 1;
         Some(rest[open..].split('<').next().unwrap_or_default().to_owned())
     }
-}
-
-fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 impl Browser {
