@@ -43,7 +43,7 @@ enum Command {
     /// HTTP load generator: keep-alive connections, fixed concurrency or arrival rate, HDR
     /// latency, a win rule — against any URL, or nanum processes it starts (--spawn).
     Loadtest(Box<nanum_load::LoadtestArgs>),
-    /// Every strategy the backends allow, raced over HTTP in three shapes beside the HTTP
+    /// Every strategy the backends allow, raced over HTTP in four shapes beside the HTTP
     /// and SQL limits; writes reports/<timestamp>/ (table, results.json, charts).
     Compare(Box<nanum_load::CompareArgs>),
 }

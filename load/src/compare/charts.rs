@@ -292,6 +292,7 @@ mod tests {
             requests: 100,
             copies: 10,
             concurrency: 100,
+            events: 1,
         };
         let row = |label: &str, safe: bool, rps: f64| RowResult {
             label: label.into(),

@@ -95,8 +95,7 @@ pub async fn hot_row_sql(
         sql_round(&db, warm_up, &warm, &ProgressBar::hidden()).await?;
         let mut figures = Vec::with_capacity(rounds);
         for _ in 0..rounds {
-            let event = contract::fresh_event(&db, i32::try_from(shape.copies).unwrap_or(i32::MAX)).await?;
-            figures.push(Figures::from(&sql_round(&db, event, shape, progress).await?));
+            figures.push(Figures::from(&sql_events_round(&db, shape, progress).await?));
         }
         let _ = db.close().await;
         anyhow::Ok(figures)
@@ -104,6 +103,37 @@ pub async fn hot_row_sql(
     .await;
     fresh.remove().await;
     result
+}
+
+/// One measured round on `shape.events` fresh events at once, the requests and
+/// connections split evenly over them (as the HTTP race splits them).
+async fn sql_events_round(
+    db: &DatabaseConnection,
+    shape: &Shape,
+    progress: &ProgressBar,
+) -> anyhow::Result<Stats> {
+    let events = shape.events.max(1);
+    let each = Shape {
+        requests: shape.requests / events as u64,
+        concurrency: (shape.concurrency / events).max(1),
+        events: 1,
+        ..*shape
+    };
+    let mut opened = Vec::with_capacity(events);
+    for _ in 0..events {
+        opened.push(contract::fresh_event(db, i32::try_from(shape.copies).unwrap_or(i32::MAX)).await?);
+    }
+    let raced =
+        futures::future::join_all(opened.iter().map(|&event| sql_round(db, event, &each, progress))).await;
+    let mut total: Option<Stats> = None;
+    for stats in raced {
+        let stats = stats?;
+        match &mut total {
+            Some(total) => total.merge(stats),
+            None => total = Some(stats),
+        }
+    }
+    total.context("no event raced")
 }
 
 async fn sql_round(

@@ -1,5 +1,5 @@
 //! `nanum compare`: every strategy the backends allow, raced over the real HTTP path
-//! (spawned `nanum serve` processes of this same binary), in three shapes, several rounds
+//! (spawned `nanum serve` processes of this same binary), in four shapes, several rounds
 //! each, beside the two limits every figure is a fraction of — then one table,
 //! `results.json`, `report.md` and SVG charts under `reports/<timestamp>/`.
 //!
@@ -46,16 +46,20 @@ pub struct Shape {
     pub copies: i64,
     /// Connections (closed model).
     pub concurrency: usize,
+    /// Events raced at the same time: the requests and connections are split evenly over
+    /// them, each event offering `copies` (1 for every shape but `events`).
+    pub events: usize,
 }
 
-/// The three shapes.
-pub const SHAPES: [Shape; 3] = [
+/// The four shapes.
+pub const SHAPES: [Shape; 4] = [
     Shape {
         name: "team",
         description: "the team's scenario: 100 readers at once for 10 copies",
         requests: 100,
         copies: 10,
         concurrency: 100,
+        events: 1,
     },
     Shape {
         name: "winners",
@@ -63,6 +67,7 @@ pub const SHAPES: [Shape; 3] = [
         requests: 2_000,
         copies: 2_000,
         concurrency: 50,
+        events: 1,
     },
     Shape {
         name: "rejections",
@@ -70,6 +75,15 @@ pub const SHAPES: [Shape; 3] = [
         requests: 10_000,
         copies: 100,
         concurrency: 200,
+        events: 1,
+    },
+    Shape {
+        name: "events",
+        description: "ten events at once: 10 × 200 readers for 200 copies each, 5 connections per event",
+        requests: 2_000,
+        copies: 200,
+        concurrency: 50,
+        events: 10,
     },
 ];
 
@@ -83,8 +97,8 @@ pub struct CompareArgs {
     /// Strategies to run (comma-separated); default: every one the backends allow.
     #[arg(long, value_delimiter = ',', value_parser = |s: &str| s.parse::<StrategyName>())]
     pub strategies: Vec<StrategyName>,
-    /// Shapes to run: team, winners, rejections (comma-separated).
-    #[arg(long, value_delimiter = ',', default_value = "team,winners,rejections")]
+    /// Shapes to run: team, winners, rejections, events (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "team,winners,rejections,events")]
     pub shapes: Vec<String>,
     /// Measured rounds per strategy and shape; the median round (by throughput) is reported.
     /// Default 3 (10 with --preset team, whose rounds are 100 requests each).
@@ -184,11 +198,9 @@ impl CompareArgs {
         self.shapes
             .iter()
             .map(|name| {
-                SHAPES
-                    .iter()
-                    .copied()
-                    .find(|s| s.name == name.trim())
-                    .with_context(|| format!("unknown shape `{name}`; expected team, winners or rejections"))
+                SHAPES.iter().copied().find(|s| s.name == name.trim()).with_context(|| {
+                    format!("unknown shape `{name}`; expected team, winners, rejections or events")
+                })
             })
             .collect()
     }
@@ -411,26 +423,60 @@ async fn race_shape(
         &["authorization: Bearer {token}".to_owned()],
         None,
     )?;
-    let readers =
-        readers[..usize::try_from(shape.requests).unwrap_or(usize::MAX).min(readers.len())].to_vec();
-    let mut engine =
-        Engine::connect(target, readers, WinRule::new(&[201], &[])?, vec![202], shape.concurrency).await?;
-    let load =
-        Load { requests: Some(shape.requests), duration: None, rate: None, timeout: Duration::from_secs(60) };
+    // One engine per event, each with its own readers and connections, all started together.
+    let events = shape.events.max(1);
+    let per_event = usize::try_from(shape.requests).unwrap_or(usize::MAX) / events;
+    let mut engines = Vec::with_capacity(events);
+    for k in 0..events {
+        let readers =
+            readers[(k * per_event).min(readers.len())..((k + 1) * per_event).min(readers.len())].to_vec();
+        let connections = (shape.concurrency / events).max(1);
+        engines.push(
+            Engine::connect(target.clone(), readers, WinRule::new(&[201], &[])?, vec![202], connections)
+                .await?,
+        );
+    }
+    let load = Load {
+        requests: Some(per_event as u64),
+        duration: None,
+        rate: None,
+        timeout: Duration::from_secs(60),
+    };
     // A warm-up race on an event of its own: the server's database pool, the strategy's
     // connections and the load generator's connections are open before anything counts.
     // Every connection is used twice; more would only add minutes to the slow strategies.
     let warm_up = deployment.open_event(shape.copies).await?;
-    let warm_load = Load { requests: Some(shape.requests.min(2 * shape.concurrency as u64)), ..load };
+    let warm_load = Load {
+        requests: Some((per_event as u64).min(2 * (shape.concurrency / events).max(1) as u64)),
+        ..load
+    };
     let phase = Phase { load: warm_load, event: Some(warm_up), first_reader: 0, record: false };
-    engine.run(phase, &ProgressBar::hidden()).await;
+    for engine in &mut engines {
+        engine.run(phase, &ProgressBar::hidden()).await;
+    }
     let mut rounds = Vec::with_capacity(args.round_count());
     for _ in 0..args.round_count() {
-        let event = deployment.open_event(shape.copies).await?;
-        let stats =
-            engine.run(Phase { load, event: Some(event), first_reader: 0, record: true }, progress).await;
-        let check = deployment.check(event, shape.copies, &stats).await?;
-        rounds.push(Round { figures: Figures::from(&stats), check });
+        let mut opened = Vec::with_capacity(events);
+        for _ in 0..events {
+            opened.push(deployment.open_event(shape.copies).await?);
+        }
+        let raced = futures::future::join_all(engines.iter_mut().zip(&opened).map(|(engine, &event)| {
+            engine.run(Phase { load, event: Some(event), first_reader: 0, record: true }, progress)
+        }))
+        .await;
+        let mut checks = Vec::with_capacity(events);
+        for (event, stats) in opened.iter().zip(&raced) {
+            checks.push(deployment.check(*event, shape.copies, stats).await?);
+        }
+        let mut raced = raced.into_iter();
+        let mut stats = raced.next().context("no event raced")?;
+        for more in raced {
+            stats.merge(more);
+        }
+        rounds.push(Round {
+            figures: Figures::from(&stats),
+            check: strategies::contract::Check::combined(&checks),
+        });
     }
     let figures: Vec<_> = rounds.iter().map(|r| r.figures.clone()).collect();
     let median = median_index(&figures).unwrap_or(0);
@@ -471,6 +517,7 @@ impl ShapeInfo {
             requests: shape.requests,
             copies: shape.copies,
             concurrency: shape.concurrency,
+            events: shape.events,
         }
     }
 }

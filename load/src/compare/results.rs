@@ -31,6 +31,13 @@ pub struct ShapeInfo {
     pub copies: i64,
     /// Connections.
     pub concurrency: usize,
+    /// Events raced at once (requests and connections split over them; copies per event).
+    #[serde(default = "one")]
+    pub events: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// One limit in one shape.
@@ -305,7 +312,7 @@ impl Comparison {
             for limit in self.limits.iter().filter(|l| l.shape == shape.name) {
                 let m = &limit.median;
                 let won = if limit.limit == "hot-row-sql" {
-                    format!("{} / {}", m.wins, shape.copies)
+                    format!("{} / {}", m.wins, shape.copies * i64::try_from(shape.events).unwrap_or(1))
                 } else {
                     "—".to_owned()
                 };
@@ -402,8 +409,8 @@ impl Comparison {
         for s in &self.shapes {
             let _ = writeln!(
                 md,
-                "- **{}** — {} (`{}` requests, `{}` copies, `{}` connections)",
-                s.name, s.description, s.requests, s.copies, s.concurrency
+                "- **{}** — {} (`{}` requests, `{}` copies per event, `{}` connections, `{}` event(s) at once)",
+                s.name, s.description, s.requests, s.copies, s.concurrency, s.events
             );
         }
         md.push_str(

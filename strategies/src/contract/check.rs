@@ -40,6 +40,29 @@ pub struct Check {
 }
 
 impl Check {
+    /// One check for several events raced at once: the first event's own check when it
+    /// breaks anything (a sum could hide one event's extra winner behind another's missing
+    /// one), else every count added up.
+    pub fn combined(checks: &[Check]) -> Check {
+        if let Some(broken) = checks.iter().find(|c| !c.violations().is_empty()) {
+            return *broken;
+        }
+        checks.iter().fold(Check::default(), |sum, c| Check {
+            copies: sum.copies + c.copies,
+            readers: sum.readers + c.readers,
+            requests: sum.requests + c.requests,
+            winners: sum.winners + c.winners,
+            distinct_winners: sum.distinct_winners + c.distinct_winners,
+            remaining: sum.remaining + c.remaining,
+            won_answers: sum.won_answers + c.won_answers,
+            lost_answers: sum.lost_answers + c.lost_answers,
+            pending: sum.pending + c.pending,
+            unsettled: sum.unsettled + c.unsettled,
+            server_errors: sum.server_errors + c.server_errors,
+            unexpected: sum.unexpected + c.unexpected,
+        })
+    }
+
     /// Winners beyond the copies.
     pub fn over_allocated(&self) -> u64 {
         self.winners.saturating_sub(u64::try_from(self.copies).unwrap_or(0))
@@ -127,6 +150,26 @@ mod tests {
         let refused = Check { server_errors: 1, unexpected: 2, lost_answers: 587, ..clean };
         assert_eq!(refused.violations().len(), 2, "{:?}", refused.violations());
         assert!(!refused.breaks_contract(), "a 503 with nothing written keeps the contract");
+    }
+
+    #[test]
+    fn events_raced_together_add_up_unless_one_breaks_and_then_that_one_shows() {
+        let clean = clean();
+        let both = Check::combined(&[clean, clean]);
+        assert!(both.violations().is_empty());
+        assert_eq!((both.copies, both.winners, both.requests), (20, 20, 1200));
+        // one event one copy over, the other one short: the sum would balance, the check does not
+        let over = Check { winners: 11, distinct_winners: 11, won_answers: 11, lost_answers: 589, ..clean };
+        let short = Check {
+            winners: 9,
+            distinct_winners: 9,
+            won_answers: 9,
+            remaining: 1,
+            lost_answers: 591,
+            ..clean
+        };
+        assert_eq!(Check::combined(&[short, over]), short);
+        assert_eq!(Check::combined(&[clean, over]), over);
     }
 
     #[test]
