@@ -118,6 +118,17 @@ impl Stats {
         }
     }
 
+    /// Several runs' figures as one (runs raced side by side: the longest one's time), or
+    /// `None` for none.
+    pub(crate) fn merged(all: impl IntoIterator<Item = Stats>) -> Option<Stats> {
+        let mut all = all.into_iter();
+        let mut total = all.next()?;
+        for more in all {
+            total.merge(more);
+        }
+        Some(total)
+    }
+
     pub(crate) fn merge(&mut self, other: Stats) {
         self.requests += other.requests;
         for (status, n) in other.statuses {

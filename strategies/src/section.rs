@@ -73,23 +73,18 @@ pub(crate) async fn begin(db: &DatabaseConnection) -> Result<DatabaseTransaction
 /// is what an optimistic lock means. Setting the level costs one statement before the
 /// transaction begins, outside any lock.
 pub(crate) async fn begin_for(db: &DatabaseConnection, gate: Gate) -> Result<DatabaseTransaction, DbErr> {
-    match db.get_database_backend() {
-        DbBackend::Sqlite => {
-            let options = TransactionOptions {
-                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                ..TransactionOptions::default()
-            };
-            db.begin_with_options(options).await
-        }
-        DbBackend::MySql if gate == Gate::Versioned => {
-            let options = TransactionOptions {
-                isolation_level: Some(IsolationLevel::ReadCommitted),
-                ..TransactionOptions::default()
-            };
-            db.begin_with_options(options).await
-        }
-        _ => db.begin().await,
-    }
+    let options = match db.get_database_backend() {
+        DbBackend::Sqlite => TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        },
+        DbBackend::MySql if gate == Gate::Versioned => TransactionOptions {
+            isolation_level: Some(IsolationLevel::ReadCommitted),
+            ..TransactionOptions::default()
+        },
+        _ => return db.begin().await,
+    };
+    db.begin_with_options(options).await
 }
 
 /// Runs the section once inside its own transaction.

@@ -125,15 +125,8 @@ async fn sql_events_round(
     }
     let raced =
         futures::future::join_all(opened.iter().map(|&event| sql_round(db, event, &each, progress))).await;
-    let mut total: Option<Stats> = None;
-    for stats in raced {
-        let stats = stats?;
-        match &mut total {
-            Some(total) => total.merge(stats),
-            None => total = Some(stats),
-        }
-    }
-    total.context("no event raced")
+    let raced = raced.into_iter().collect::<Result<Vec<_>, _>>()?;
+    Stats::merged(raced).context("no event raced")
 }
 
 async fn sql_round(
@@ -165,10 +158,8 @@ async fn sql_round(
                     stats.elapsed = stats.elapsed.max(done - start);
                     match decided {
                         Ok(won) => {
+                            stats.wins += u64::from(won);
                             let status = if won { 201 } else { 409 };
-                            if status == 201 {
-                                stats.wins += 1;
-                            }
                             *stats.statuses.entry(status).or_default() += 1;
                             let micros = u64::try_from((done - sent).as_micros()).unwrap_or(u64::MAX);
                             stats.latency.saturating_record(micros.max(1));

@@ -27,7 +27,7 @@ use crate::{
     Tools,
     backends::Backends,
     deploy::{Deployment, Spec},
-    engine::{Engine, Load, Phase},
+    engine::{Engine, Load, Phase, Stats},
     figures::{Figures, median_index},
     target::{Reader, Target, WinRule},
     topology::Topology,
@@ -468,11 +468,7 @@ async fn race_shape(
         for (event, stats) in opened.iter().zip(&raced) {
             checks.push(deployment.check(*event, shape.copies, stats).await?);
         }
-        let mut raced = raced.into_iter();
-        let mut stats = raced.next().context("no event raced")?;
-        for more in raced {
-            stats.merge(more);
-        }
+        let stats = Stats::merged(raced).context("no event raced")?;
         rounds.push(Round {
             figures: Figures::from(&stats),
             check: strategies::contract::Check::combined(&checks),
