@@ -37,10 +37,11 @@ FAMILY = [
 
 
 def latest_report():
-    runs = sorted(p for p in (ROOT / "docs" / "results").iterdir() if (p / "report.md").is_file())
-    if not runs:
+    """The report whose run started last (its title carries the start time, UTC)."""
+    reports = [p / "report.md" for p in (ROOT / "docs" / "results").iterdir() if (p / "report.md").is_file()]
+    if not reports:
         sys.exit("no docs/results/*/report.md to draw from")
-    return runs[-1] / "report.md"
+    return max(reports, key=lambda r: r.read_text(encoding="utf-8").splitlines()[0])
 
 
 def number(cell):
