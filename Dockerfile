@@ -8,7 +8,8 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock rustfmt.toml ./
 COPY strategies/Cargo.toml strategies/Cargo.toml
 COPY load/Cargo.toml load/Cargo.toml
-# rskafka with TCP_NODELAY (see vendor/README.md): a dependency, built in this layer
+# the patched rskafka, sqlx-core (TCP_NODELAY) and actix-http (raw UTF-8 targets, JSON codec
+# errors): see vendor/README.md; dependencies, built in this layer
 COPY vendor vendor
 RUN mkdir -p src benches strategies/src load/src \
     && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
