@@ -77,7 +77,7 @@ def raw(base, request: bytes):
 
 
 def probe_known_crashes(base, admin):
-    """The crashes issue 10 lists (being fixed on branch hardening), sent on purpose so the
+    """The crashes found by probing the release build by hand, sent on purpose so the
     step fails loudly on them every run instead of whenever the fuzzer happens on them."""
     auth = f"Authorization: Bearer {admin}\r\n".encode()
 
@@ -109,7 +109,7 @@ def probe_known_crashes(base, admin):
         elif answer[0] >= 500:
             fail(f"known crash [{name}]: {answer[0]} {answer[1][:200]!r}")
         elif expected is not None and answer[0] != expected:
-            fail(f"known issue [{name}]: {answer[0]}, the contract after issue 10 says {expected}")
+            fail(f"known issue [{name}]: {answer[0]}, the contract says {expected}")
         else:
             print(f"probe [{name}]: {answer[0]}")
     if status == 201:
@@ -132,7 +132,7 @@ def snapshot(db):
         }
 
 
-# Crashes the hardening branch is fixing (issue 10): reported as such, still failures.
+# Crashes found by probing by hand: reported as such, still failures.
 KNOWN = [
     ("normalise_isbn", "ISBN slicing on a multi-byte character (books.rs)"),
     ("src/routes/books.rs", "ISBN slicing on a multi-byte character (books.rs)"),
@@ -264,7 +264,7 @@ def run(base, db, log_path, venv_bin, admin_password, server):
     )
     assert status == 201, (status, event)
 
-    print("\n--- probes of the crashes issue 10 lists ---", flush=True)
+    print("\n--- probes of the crashes found by hand ---", flush=True)
     probe_known_crashes(base, admin)
 
     before = snapshot(db)

@@ -1,5 +1,5 @@
-//! Issue 10's hardening list: each test pins one finding from probing the release build
-//! (named `itemN_…` after its number in the issue), plus the abuse limits.
+//! The hardening list: each test pins one finding from probing the release build by hand
+//! (named `itemN_…` after its place in that list), plus the abuse limits.
 
 use std::{
     process::Stdio,

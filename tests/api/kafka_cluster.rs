@@ -210,7 +210,7 @@ async fn the_partition_leader_killed_mid_race_loses_nothing_and_stalls_only_for_
     );
 }
 
-/// The bound the circuit breaker puts on a 503 once the brokers are known down (issue 12):
+/// The bound the circuit breaker puts on a 503 once the brokers are known down:
 /// the first apply waits out `kafka.deadline_ms` to find out, every later one is refused at
 /// once.
 const BREAKER_BOUND: Duration = Duration::from_millis(250);

@@ -1,4 +1,4 @@
-//! Issue 10, acceptance 4: memory stays bounded under abuse. The real binary (its own
+//! Memory stays bounded under abuse. The real binary (its own
 //! process, so its resident set is its own) at the production argon2 cost takes 10,000 failed
 //! logins with distinct 1 KB emails, failed logins with distinct emails of the longest
 //! accepted length, and 100 concurrent logins; its peak resident set (`VmHWM`) must stay
