@@ -1,4 +1,4 @@
-//! `GET /metrics`: every metric in Prometheus' text format (README, "Metrics").
+//! `GET /metrics`: every metric in Prometheus' text format (docs/metrics.md).
 
 use actix_web::{HttpResponse, get, web};
 

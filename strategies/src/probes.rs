@@ -12,7 +12,7 @@
 //! - [`StrategyProbes`]: one strategy's handles; [`probes`] returns them.
 //! - `Measured`: the wrapper that counts every strategy's answers.
 //! - [`Backend`]: which backend a 503 `backend_unavailable` came from.
-//! - The metric names are `pub const`s, so the app, the README and the dashboard test
+//! - The metric names are `pub const`s, so the app, docs/metrics.md and the dashboard test
 //!   agree on one spelling.
 
 use std::{sync::OnceLock, time::Duration};
@@ -28,7 +28,7 @@ pub const KAFKA_DECISIONS: &str = "nanum_kafka_decisions_total";
 /// Counter: answers the sold-out shortcut gave before the strategy ran (never produced,
 /// never locked), by strategy.
 pub const SHORTCUT: &str = "nanum_sold_out_shortcut_total";
-/// Histogram: waiting for what serialises the section (see the README's metrics table).
+/// Histogram: waiting for what serialises the section (see the metrics table in docs/metrics.md).
 pub const LOCK_WAIT: &str = "nanum_strategy_lock_wait_seconds";
 /// Histogram: one run of the critical section's transaction, `BEGIN` to its end.
 pub const SECTION: &str = "nanum_strategy_section_seconds";
