@@ -89,6 +89,8 @@ async fn compare_writes_the_table_the_json_and_charts_that_name_every_strategy()
     assert!(skipped.iter().all(|s| s["reason"].as_str().unwrap().contains("set ")), "{skipped:?}");
 
     let report = std::fs::read_to_string(folder.join("report.md")).unwrap();
+    // the command line names the program, not the path of this machine's build
+    assert!(report.contains("`nanum compare --shapes team "), "{}", report.lines().nth(2).unwrap_or(""));
     for strategy in STRATEGIES {
         assert!(stdout.contains(&format!("`{strategy}`")), "the table names {strategy}");
         assert!(report.contains(&format!("`{strategy}`")), "report.md names {strategy}");

@@ -227,6 +227,16 @@ pub struct Comparison {
     pub notes: Vec<String>,
 }
 
+/// This run's command line with the program by its name, not its path: reports are kept in
+/// the repository (docs/results/), and a path there would be this machine's.
+fn command_line() -> String {
+    let mut args: Vec<String> = std::env::args().collect();
+    if let Some(name) = args.first().and_then(|p| Path::new(p).file_name()) {
+        args[0] = name.to_string_lossy().into_owned();
+    }
+    args.join(" ")
+}
+
 impl Comparison {
     pub(super) fn new(
         args: &CompareArgs,
@@ -242,7 +252,7 @@ impl Comparison {
         Self {
             started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             seconds: 0.0,
-            command: std::env::args().collect::<Vec<_>>().join(" "),
+            command: command_line(),
             machine,
             database: backends.database_name().to_owned(),
             redis: backends.redis.is_some(),
