@@ -50,7 +50,7 @@ pub fn is_cjk(c: char) -> bool {
 }
 
 /// Full-width ASCII (U+FF01–FF5E) to ASCII, as `cjk_width` does.
-fn fold_width(c: char) -> char {
+pub(crate) fn fold_width(c: char) -> char {
     match c as u32 {
         code @ 0xFF01..=0xFF5E => char::from_u32(code - 0xFEE0).unwrap_or(c),
         _ => c,
