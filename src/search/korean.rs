@@ -15,7 +15,7 @@
 //! - **pieces** (`title_kp`, a lower boost so a word match ranks first): the parts of a
 //!   compound a reader may type alone — every substring of the stem whose cut-off rest, on
 //!   each side, is nothing or at least two syllables, or one syllable of the suffix list
-//!   (`채식주의자` → `채식`, `주의`, `채식주`, `주의자`; never `의자`, `식주`). A one-syllable
+//!   (`채식주의자` → `채`, `채식`, `주의`, `주의자`; never `의자`, `식주`). A one-syllable
 //!   piece only starts a stem (`밤` of `밤하늘`). A rest of one syllable is most often the
 //!   cut end of a longer word (`아몬|드`, `코|리아`), so it is not a part.
 //!
@@ -30,7 +30,7 @@
 
 use tantivy_tokenizer_api::{Token, TokenStream, Tokenizer};
 
-use super::cjk::{fold_width, is_cjk};
+use super::cjk::{self, fold_width, is_cjk};
 
 /// Version of this analysis, stored with each index: an index built by another version is
 /// rebuilt when opened (its tokens would not be the ones queries look for).
@@ -230,13 +230,11 @@ pub fn analyze(text: &str) -> (Vec<Token>, Vec<Token>) {
                 }
                 position += 1;
             }
-            Class::OtherCjk if run.chars.len() == 1 => {
-                words.push(token(&run, 0, 1, position));
-                position += 1;
-            }
             Class::OtherCjk => {
-                for at in 0..run.chars.len() - 1 {
-                    words.push(token(&run, at, at + 2, position));
+                let from = run.chars[0].0;
+                for mut t in cjk::tokenize(&text[from..run.end]) {
+                    (t.offset_from, t.offset_to, t.position) = (t.offset_from + from, t.offset_to + from, position);
+                    words.push(t);
                     position += 1;
                 }
             }

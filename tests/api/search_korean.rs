@@ -7,14 +7,24 @@
 //!
 //! `KOREAN_SET=dir` measures another query set laid out the same way.
 
-use std::{collections::BTreeSet, path::PathBuf, sync::Arc};
+use std::{
+    collections::BTreeSet,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use nanum::{
     entities::book,
     search::{
-        LogPosition, SearchIndex, WriterBudget, cjk,
+        LogPosition, SearchIndex, WriterBudget, cjk, korean,
     },
 };
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use strategies::StrategyName;
+
+use crate::helpers::{body, fresh_index_dir, spawn_configured, spawn_with};
 
 /// The query set: titles, queries, nori's pairs, must-not pairs.
 struct Set {
@@ -193,6 +203,16 @@ fn the_highlight_is_the_word_the_reader_typed_never_a_cut_syllable() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Rewrites the analysis version in the commit payload of the index at `dir`, as if an
+/// older nanum had committed it.
+fn pretend_older_analysis(dir: &Path) {
+    let meta = dir.join("meta.json");
+    let text = std::fs::read_to_string(&meta).unwrap();
+    let version = format!("\\\"analysis\\\":{}", korean::ANALYSIS_VERSION);
+    assert!(text.contains(&version), "{text}");
+    std::fs::write(&meta, text.replace(&version, "\\\"analysis\\\":1")).unwrap();
+}
+
 #[test]
 fn an_index_of_another_analysis_version_has_no_position_so_it_is_rebuilt() {
     let (index, dir) = index_of(&["별을 스치는 바람".to_owned()]);
@@ -200,14 +220,84 @@ fn an_index_of_another_analysis_version_has_no_position_so_it_is_rebuilt() {
     index.commit(&position).unwrap();
     assert_eq!(index.position().unwrap(), Some(position.clone()));
     drop(index);
-    // The same index as committed by a nanum whose analysis was another one.
-    let meta = dir.join("meta.json");
-    let text = std::fs::read_to_string(&meta).unwrap();
-    let version = format!("\\\"analysis\\\":{}", nanum::search::korean::ANALYSIS_VERSION);
-    assert!(text.contains(&version), "{text}");
-    std::fs::write(&meta, text.replace(&version, "\\\"analysis\\\":1")).unwrap();
+    pretend_older_analysis(&dir);
     let reopened = SearchIndex::open(&dir, WriterBudget::SERVER).unwrap();
     assert_eq!(reopened.position().unwrap(), None, "an index of another analysis must be rebuilt");
     drop(reopened);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn a_server_on_an_index_of_another_analysis_rebuilds_it_from_the_database() {
+    let file = std::env::temp_dir().join("nanum-tests").join(format!("{}.db", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    let url = format!("sqlite://{}?mode=rwc", file.display());
+    let first = spawn_with(&url, StrategyName::PessimisticLock).await;
+    let admin = first.admin_token().await;
+    let r = first.post("/api/v1/books", Some(&admin), &json!({ "title": "별을 스치는 바람", "author": "윤동주" })).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    // An index folder that would be trusted (caught up just now, past every log row) but
+    // holds a stale document and was committed with another analysis.
+    let dir = fresh_index_dir();
+    {
+        let index = SearchIndex::open(&dir, WriterBudget::SERVER).unwrap();
+        index.apply(&[(999, Some(book(999, "낡은 색인")))]).unwrap();
+        let now = chrono::Utc::now().timestamp_millis();
+        index.commit(&LogPosition { through: 1_000_000, gaps: Vec::new(), caught_up_ms: now }).unwrap();
+    }
+    pretend_older_analysis(&dir);
+    let second = spawn_configured(&url, StrategyName::PessimisticLock, |s| s.search.index_dir = dir.clone()).await;
+    let total = |q: &'static str| {
+        let app = &second;
+        async move {
+            let r = app.get(&format!("/api/v1/books/search?q={}", urlencode(q)), None).await;
+            assert_eq!(r.status(), StatusCode::OK);
+            let b: Value = body(r).await;
+            b["total"].as_u64().unwrap()
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while total("별").await != 1 {
+        assert!(Instant::now() < deadline, "the index of another analysis was not rebuilt");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(total("낡은").await, 0, "the stale document went with the rebuild");
+}
+
+fn urlencode(q: &str) -> String {
+    q.bytes().map(|b| format!("%{b:02X}")).collect()
+}
+
+fn on_path(tool: &str) -> bool {
+    std::process::Command::new(tool)
+        .arg("-version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// Java and Maven re-run nori on the set (Lucene from Maven Central, cached in ~/.m2) and
+/// compare with `expected.tsv`; without them the test says so and passes, except under CI.
+#[test]
+fn the_committed_expectations_are_what_nori_finds() {
+    if !(on_path("java") && on_path("mvn")) {
+        assert!(std::env::var("CI").is_err(), "CI needs Java 17+ and Maven to check the Korean query set");
+        eprintln!("skipped: no java or mvn on PATH to run nori");
+        return;
+    }
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/nori-expectations");
+    let mut child = std::process::Command::new(script).arg("--check").env("DATA", set_dir()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("scripts/nori-expectations --check took more than 5 minutes");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(status.success(), "expected.tsv is not what nori finds: run scripts/nori-expectations");
 }
