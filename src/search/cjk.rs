@@ -175,5 +175,4 @@ mod tests {
         assert!(tokenize("").is_empty());
         assert!(tokenize("  -- !? ").is_empty());
     }
-
 }

@@ -111,8 +111,14 @@ mod tests {
 
     #[test]
     fn nested_tokens_are_highlighted_once_as_the_widest_match() {
-        assert_eq!(marks(&["별을", "별"]).snippet("별을 스치는 바람").as_deref(), Some("<b>별을</b> 스치는 바람"));
-        assert_eq!(marks(&["주의"]).snippet("채식주의자 <b>").as_deref(), Some("채식<b>주의</b>자 &lt;b&gt;"));
+        assert_eq!(
+            marks(&["별을", "별"]).snippet("별을 스치는 바람").as_deref(),
+            Some("<b>별을</b> 스치는 바람")
+        );
+        assert_eq!(
+            marks(&["주의"]).snippet("채식주의자 <b>").as_deref(),
+            Some("채식<b>주의</b>자 &lt;b&gt;")
+        );
         assert_eq!(marks(&["없는"]).snippet("별을 스치는 바람"), None);
     }
 

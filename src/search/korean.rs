@@ -40,19 +40,102 @@ pub const ANALYSIS_VERSION: u32 = 2;
 /// 으로`…), topic and focus (`은 는 도 만 까지 부터`…), the copula (`이다 인가`…). The
 /// longest of these and [`ENDINGS`] that leaves a syllable is taken off.
 pub const PARTICLES: &[&str] = &[
-    "에서부터", "으로부터", "이라는", "이라고", "에게서", "에서는", "에서도", "으로는", "으로도",
-    "입니다", "에서", "에게", "한테", "까지", "부터", "처럼", "보다", "마다", "조차", "라도", "이나",
-    "이랑", "으로", "에는", "에도", "와는", "과는", "로는", "이다", "이며", "이고", "이여", "이야",
-    "께서", "이란", "이라", "인가", "의", "이", "가", "은", "는", "을", "를", "에", "와", "과", "도",
-    "만", "로", "란", "랑", "야", "께",
+    "에서부터",
+    "으로부터",
+    "이라는",
+    "이라고",
+    "에게서",
+    "에서는",
+    "에서도",
+    "으로는",
+    "으로도",
+    "입니다",
+    "에서",
+    "에게",
+    "한테",
+    "까지",
+    "부터",
+    "처럼",
+    "보다",
+    "마다",
+    "조차",
+    "라도",
+    "이나",
+    "이랑",
+    "으로",
+    "에는",
+    "에도",
+    "와는",
+    "과는",
+    "로는",
+    "이다",
+    "이며",
+    "이고",
+    "이여",
+    "이야",
+    "께서",
+    "이란",
+    "이라",
+    "인가",
+    "의",
+    "이",
+    "가",
+    "은",
+    "는",
+    "을",
+    "를",
+    "에",
+    "와",
+    "과",
+    "도",
+    "만",
+    "로",
+    "란",
+    "랑",
+    "야",
+    "께",
 ];
 
 /// Endings of the verbs and adjectives titles use (`다 는다 한 하는 하지 지만 니까`…). A
 /// verb is not a compound: a run that had one has no pieces (`이루어진다` holds no `이루`).
 pub const ENDINGS: &[&str] = &[
-    "하지만", "합니다", "했다", "한다", "하다", "하는", "하지", "하게", "하고", "하며", "해서",
-    "하여", "는다", "지만", "니까", "으면", "면서", "어서", "아서", "도록", "었다", "았다", "겠다",
-    "는가", "나요", "다", "한", "할", "해", "고", "면", "며", "지", "게", "듯", "던", "요",
+    "하지만",
+    "합니다",
+    "했다",
+    "한다",
+    "하다",
+    "하는",
+    "하지",
+    "하게",
+    "하고",
+    "하며",
+    "해서",
+    "하여",
+    "는다",
+    "지만",
+    "니까",
+    "으면",
+    "면서",
+    "어서",
+    "아서",
+    "도록",
+    "었다",
+    "았다",
+    "겠다",
+    "는가",
+    "나요",
+    "다",
+    "한",
+    "할",
+    "해",
+    "고",
+    "면",
+    "며",
+    "지",
+    "게",
+    "듯",
+    "던",
+    "요",
 ];
 
 /// One-syllable suffixes of nouns (`-자` person, `-점` shop, `-적` -ic, `-가` -ist…): taken
@@ -233,7 +316,8 @@ pub fn analyze(text: &str) -> (Vec<Token>, Vec<Token>) {
             Class::OtherCjk => {
                 let from = run.chars[0].0;
                 for mut t in cjk::tokenize(&text[from..run.end]) {
-                    (t.offset_from, t.offset_to, t.position) = (t.offset_from + from, t.offset_to + from, position);
+                    (t.offset_from, t.offset_to, t.position) =
+                        (t.offset_from + from, t.offset_to + from, position);
                     words.push(t);
                     position += 1;
                 }
@@ -364,7 +448,10 @@ mod tests {
     fn a_run_is_indexed_as_written_without_its_particle_and_without_its_noun_suffix() {
         let got = words("별을 스치는 바람");
         assert_eq!(got[..2], [("별을".into(), 0), ("별".into(), 0)]);
-        assert_eq!(forms_of("소년은 엄마가 도시에서"), [vec!["소년은", "소년"], vec!["엄마가", "엄마"], vec!["도시에서", "도시"]]);
+        assert_eq!(
+            forms_of("소년은 엄마가 도시에서"),
+            [vec!["소년은", "소년"], vec!["엄마가", "엄마"], vec!["도시에서", "도시"]]
+        );
         assert_eq!(forms_of("여행자들"), [vec!["여행자들", "여행자", "여행"]]);
         assert_eq!(forms_of("꽃들에게"), [vec!["꽃들에게", "꽃들", "꽃"]]);
         // Two syllables keep a suffix-like end: `왕자` is a word, not `왕` + `-자`.
@@ -397,12 +484,22 @@ mod tests {
     #[test]
     fn han_and_kana_runs_are_bigrams_in_a_row() {
         let got = words("東京タワー 本");
-        assert_eq!(got, [("東京".into(), 0), ("京タ".into(), 1), ("タワ".into(), 2), ("ワー".into(), 3), ("本".into(), 4)]);
+        assert_eq!(
+            got,
+            [
+                ("東京".into(), 0),
+                ("京タ".into(), 1),
+                ("タワ".into(), 2),
+                ("ワー".into(), 3),
+                ("本".into(), 4)
+            ]
+        );
     }
 
     #[test]
     fn query_syntax_characters_only_separate_words() {
-        let words: Vec<_> = query_words("title:* \"별을\" (a OR b)~^2").into_iter().map(|w| w.forms[0].clone()).collect();
+        let words: Vec<_> =
+            query_words("title:* \"별을\" (a OR b)~^2").into_iter().map(|w| w.forms[0].clone()).collect();
         assert_eq!(words, ["title", "별을", "a", "or", "b", "2"]);
         assert!(query_words("*:~^()\"'").is_empty());
     }

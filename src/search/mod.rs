@@ -106,10 +106,13 @@ fn schema() -> (Schema, Fields) {
             name,
             boost,
             latin: builder.add_text_field(name, analyzed(LATIN, IndexRecordOption::WithFreqsAndPositions)),
-            words: builder
-                .add_text_field(&format!("{name}_ko"), analyzed(KO_WORDS, IndexRecordOption::WithFreqsAndPositions)),
+            words: builder.add_text_field(
+                &format!("{name}_ko"),
+                analyzed(KO_WORDS, IndexRecordOption::WithFreqsAndPositions),
+            ),
             // Pieces are looked up one term at a time: no positions.
-            pieces: builder.add_text_field(&format!("{name}_kp"), analyzed(KO_PIECES, IndexRecordOption::WithFreqs)),
+            pieces: builder
+                .add_text_field(&format!("{name}_kp"), analyzed(KO_PIECES, IndexRecordOption::WithFreqs)),
         })
         .collect();
     let isbn = builder.add_text_field("isbn", STRING);
@@ -128,7 +131,8 @@ fn tokenizers() -> TokenizerManager {
             .build(),
     );
     for (name, half) in [(KO_WORDS, korean::Half::Words), (KO_PIECES, korean::Half::Pieces)] {
-        let analyzer = TextAnalyzer::builder(korean::KoreanTokenizer(half)).filter(RemoveLongFilter::limit(40));
+        let analyzer =
+            TextAnalyzer::builder(korean::KoreanTokenizer(half)).filter(RemoveLongFilter::limit(40));
         manager.register(name, analyzer.filter(AsciiFoldingFilter).build());
     }
     manager

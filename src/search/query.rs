@@ -13,9 +13,8 @@ use std::sync::OnceLock;
 
 use serde::Serialize;
 use tantivy::{
-    DocAddress, Score, Searcher, TantivyDocument,
+    DocAddress, Score, Searcher, TantivyDocument, Term,
     collector::{Count, TopDocs},
-    Term,
     query::{BooleanQuery, BoostQuery, EmptyQuery, Occur, PhraseQuery, Query, TermQuery},
     schema::{Field, IndexRecordOption},
     snippet::SnippetGenerator,
@@ -204,30 +203,23 @@ impl SearchIndex {
         if words.is_empty() {
             return Box::new(EmptyQuery);
         }
-        let mut clauses: Vec<_> = words.iter().map(|w| (Occur::Must, self.word_query(w, true))).collect();
+        let mut clauses: Vec<_> = words.iter().map(|w| (Occur::Must, self.word_query(w))).collect();
         if clauses.len() == 1 {
             return clauses.pop().map_or_else(|| Box::new(EmptyQuery) as Box<dyn Query>, |(_, q)| q);
         }
         Box::new(BooleanQuery::new(std::mem::take(&mut clauses)))
     }
 
-    /// One word in any field; `split`: a long Hangul word may also be two words.
-    fn word_query(&self, word: &QueryWord, split: bool) -> Box<dyn Query> {
+    /// One word in any field; a long Hangul word may also be two words.
+    fn word_query(&self, word: &QueryWord) -> Box<dyn Query> {
         let text = &self.fields().text;
         let mut clauses: Vec<Box<dyn Query>> = Vec::new();
         if word.run.is_hangul() {
             for field in text {
-                for (i, form) in word.forms.iter().enumerate() {
-                    clauses.push(term(field.words, form, field.boost));
-                    // A one-syllable stem cut from a verb-like word (`물` of `물고`) is looked
-                    // up as a word only: as a piece it would start every compound.
-                    if i == 0 || !word.verb || form.chars().nth(1).is_some() {
-                        clauses.push(term(field.pieces, form, field.boost * PIECE_BOOST));
-                    }
-                }
+                clauses.extend(hangul_clauses(word, field));
             }
-            if split && word.len() >= 2 * SPLIT_MIN {
-                clauses.extend(self.split_queries(word));
+            if word.len() >= 2 * SPLIT_MIN {
+                clauses.extend(split_queries(word, text));
             }
         } else {
             for field in text {
@@ -236,18 +228,6 @@ impl SearchIndex {
             clauses.push(term(self.fields().isbn, &word.text(0, word.len()), 1.0));
         }
         any(clauses)
-    }
-
-    /// `소년이온다` as `소년이` + `온다`, …: each cut leaving two syllables or more a side.
-    fn split_queries(&self, word: &QueryWord) -> Vec<Box<dyn Query>> {
-        (SPLIT_MIN..=word.len() - SPLIT_MIN)
-            .filter_map(|at| {
-                let halves = [word.text(0, at), word.text(at, word.len())];
-                let halves: Vec<QueryWord> = halves.iter().flat_map(|h| korean::query_words(h)).collect();
-                let both = halves.iter().map(|h| (Occur::Must, self.word_query(h, false))).collect();
-                (halves.len() == 2).then(|| boosted(Box::new(BooleanQuery::new(both)), SPLIT_BOOST))
-            })
-            .collect()
     }
 
     /// A Latin, digit, Han or Kana word in the Latin and the Korean-words field of `field`:
@@ -269,4 +249,39 @@ impl SearchIndex {
         }
         out
     }
+}
+
+/// A Hangul word's forms in the words and the pieces field of `field`.
+fn hangul_clauses(word: &QueryWord, field: &TextField) -> Vec<Box<dyn Query>> {
+    let mut clauses = Vec::new();
+    for (i, form) in word.forms.iter().enumerate() {
+        clauses.push(term(field.words, form, field.boost));
+        // A one-syllable stem cut from a verb-like word (`물` of `물고`) is looked up as a
+        // word only: as a piece it would start every compound.
+        if i == 0 || !word.verb || form.chars().nth(1).is_some() {
+            clauses.push(term(field.pieces, form, field.boost * PIECE_BOOST));
+        }
+    }
+    clauses
+}
+
+/// `소년이온다` as `소년이` + `온다`, …: each cut leaving two syllables or more a side, both
+/// halves in one field (a title typed without its spaces, not a word of the title beside one
+/// of the author).
+fn split_queries(word: &QueryWord, fields: &[TextField]) -> Vec<Box<dyn Query>> {
+    let mut out = Vec::new();
+    for at in SPLIT_MIN..=word.len() - SPLIT_MIN {
+        let halves: Vec<QueryWord> = [word.text(0, at), word.text(at, word.len())]
+            .iter()
+            .flat_map(|h| korean::query_words(h))
+            .collect();
+        if halves.len() != 2 {
+            continue;
+        }
+        for field in fields {
+            let both = halves.iter().map(|h| (Occur::Must, any(hangul_clauses(h, field)))).collect();
+            out.push(boosted(Box::new(BooleanQuery::new(both)), SPLIT_BOOST));
+        }
+    }
+    out
 }

@@ -16,9 +16,7 @@ use std::{
 
 use nanum::{
     entities::book,
-    search::{
-        LogPosition, SearchIndex, WriterBudget, cjk, korean,
-    },
+    search::{LogPosition, SearchIndex, WriterBudget, cjk, korean},
 };
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -48,14 +46,17 @@ fn pairs(text: &str) -> Vec<(String, String)> {
 }
 
 fn set_dir() -> PathBuf {
-    std::env::var_os("KOREAN_SET")
-        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/korean-search"), PathBuf::from)
+    std::env::var_os("KOREAN_SET").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/korean-search"),
+        PathBuf::from,
+    )
 }
 
 fn load_set() -> Set {
     let dir = set_dir();
     let read = |name: &str| {
-        std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{}: {e}", dir.join(name).display()))
+        std::fs::read_to_string(dir.join(name))
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.join(name).display()))
     };
     Set {
         titles: lines(&read("titles.txt")).map(str::to_owned).collect(),
@@ -132,11 +133,8 @@ fn nanum_finds_what_nori_finds_and_not_the_words_inside_longer_words() {
             }
         }
     }
-    let wrong: Vec<_> = set
-        .must_not
-        .iter()
-        .filter(|(q, t)| top20(&index, q).iter().any(|h| &h.0 == t))
-        .collect();
+    let wrong: Vec<_> =
+        set.must_not.iter().filter(|(q, t)| top20(&index, q).iter().any(|h| &h.0 == t)).collect();
     let bigram_wrong = set.must_not.iter().filter(|(q, t)| bigrams_match(q, t)).count();
     let expected = set.expected.len();
     println!(
@@ -153,7 +151,11 @@ fn nanum_finds_what_nori_finds_and_not_the_words_inside_longer_words() {
     let _ = std::fs::remove_dir_all(dir);
     assert!(expected >= 60 && set.titles.len() >= 40 && set.must_not.len() >= 14, "the set is too small");
     assert!(found * 100 >= expected * 95, "nanum finds {found} of nori's {expected} pairs: below 95 %");
-    assert!(wrong.len() * 5 <= bigram_wrong, "{} must-not pairs match, bigrams alone {bigram_wrong}", wrong.len());
+    assert!(
+        wrong.len() * 5 <= bigram_wrong,
+        "{} must-not pairs match, bigrams alone {bigram_wrong}",
+        wrong.len()
+    );
 }
 
 /// The `<b>…</b>` spans of a snippet, and its text without the tags.
@@ -234,7 +236,9 @@ async fn a_server_on_an_index_of_another_analysis_rebuilds_it_from_the_database(
     let url = format!("sqlite://{}?mode=rwc", file.display());
     let first = spawn_with(&url, StrategyName::PessimisticLock).await;
     let admin = first.admin_token().await;
-    let r = first.post("/api/v1/books", Some(&admin), &json!({ "title": "별을 스치는 바람", "author": "윤동주" })).await;
+    let r = first
+        .post("/api/v1/books", Some(&admin), &json!({ "title": "별을 스치는 바람", "author": "윤동주" }))
+        .await;
     assert_eq!(r.status(), StatusCode::CREATED);
     // An index folder that would be trusted (caught up just now, past every log row) but
     // holds a stale document and was committed with another analysis.
@@ -246,7 +250,8 @@ async fn a_server_on_an_index_of_another_analysis_rebuilds_it_from_the_database(
         index.commit(&LogPosition { through: 1_000_000, gaps: Vec::new(), caught_up_ms: now }).unwrap();
     }
     pretend_older_analysis(&dir);
-    let second = spawn_configured(&url, StrategyName::PessimisticLock, |s| s.search.index_dir = dir.clone()).await;
+    let second =
+        spawn_configured(&url, StrategyName::PessimisticLock, |s| s.search.index_dir = dir.clone()).await;
     let total = |q: &'static str| {
         let app = &second;
         async move {
