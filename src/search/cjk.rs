@@ -1,5 +1,7 @@
-//! The Korean/CJK analyzer's tokenizer, after Elasticsearch's `cjk` analyzer (standard
-//! tokenizer + `cjk_width` + `lowercase` + `cjk_bigram`).
+//! CJK bigrams, after Elasticsearch's `cjk` analyzer (standard tokenizer + `cjk_width` +
+//! `lowercase` + `cjk_bigram`): what the index used for Korean before [`super::korean`],
+//! which still uses it for Han and Kana runs; the Korean query set's test measures
+//! bigrams alone against nori beside the Korean analysis.
 //!
 //! Korean has no dictionary-free word segmentation worth the name: particles stick to nouns
 //! (`소년이`, `소년을`, `소년의` are all "boy"), and compounds hide words (`채식주의자` holds
@@ -17,19 +19,7 @@
 //! tantivy's own `NgramTokenizer` is not this: it gives every gram position 0 and grams span
 //! spaces.
 
-use tantivy_tokenizer_api::{Token, TokenStream, Tokenizer};
-
-/// Character bigrams for CJK runs, lowercased words for the rest.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CjkBigramTokenizer;
-
-/// The tokens of one text, computed up front (field values are short).
-#[derive(Debug)]
-pub struct CjkTokenStream {
-    tokens: Vec<Token>,
-    /// Index of the current token + 1 (0 = before the first).
-    next: usize,
-}
+use tantivy_tokenizer_api::Token;
 
 /// Hangul (syllables and jamo), Han ideographs, Hiragana and Katakana.
 pub fn is_cjk(c: char) -> bool {
@@ -50,7 +40,7 @@ pub fn is_cjk(c: char) -> bool {
 }
 
 /// Full-width ASCII (U+FF01–FF5E) to ASCII, as `cjk_width` does.
-fn fold_width(c: char) -> char {
+pub(crate) fn fold_width(c: char) -> char {
     match c as u32 {
         code @ 0xFF01..=0xFF5E => char::from_u32(code - 0xFEE0).unwrap_or(c),
         _ => c,
@@ -116,33 +106,6 @@ pub fn tokenize(text: &str) -> Vec<Token> {
         }
     }
     tokens
-}
-
-impl Tokenizer for CjkBigramTokenizer {
-    type TokenStream<'a> = CjkTokenStream;
-
-    fn token_stream<'a>(&'a mut self, text: &'a str) -> CjkTokenStream {
-        CjkTokenStream { tokens: tokenize(text), next: 0 }
-    }
-}
-
-impl TokenStream for CjkTokenStream {
-    fn advance(&mut self) -> bool {
-        if self.next < self.tokens.len() {
-            self.next += 1;
-            true
-        } else {
-            false
-        }
-    }
-
-    fn token(&self) -> &Token {
-        &self.tokens[self.next - 1]
-    }
-
-    fn token_mut(&mut self) -> &mut Token {
-        &mut self.tokens[self.next - 1]
-    }
 }
 
 #[cfg(test)]
@@ -211,15 +174,5 @@ mod tests {
     fn empty_and_separator_only_text_has_no_tokens() {
         assert!(tokenize("").is_empty());
         assert!(tokenize("  -- !? ").is_empty());
-    }
-
-    #[test]
-    fn the_stream_walks_every_token_once() {
-        let mut tokenizer = CjkBigramTokenizer;
-        let mut stream = tokenizer.token_stream("소년 boy");
-        let mut seen = Vec::new();
-        stream.process(&mut |t| seen.push(t.text.clone()));
-        assert_eq!(seen, ["소년", "boy"]);
-        assert!(!stream.advance());
     }
 }

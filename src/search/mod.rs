@@ -4,21 +4,26 @@
 //! - [`SearchIndex`] (this file): the index on disk under `search.index_dir` — schema, the
 //!   two analyzers, the single writer, and commits whose payload records the index's
 //!   position in the change log, so "indexed" and "remembered as indexed" are one atomic step.
-//! - [`cjk`]: the Korean/CJK bigram tokenizer.
+//! - [`korean`]: the Korean analysis (word forms without particles and endings, parts of
+//!   compounds), with [`cjk`]'s bigrams for Han and Kana.
 //! - [`query`]: BM25 search with total hits, pagination and highlighted snippets.
+//! - [`highlight`]: the snippets of the Korean fields.
 //! - [`outbox`]: the append-only change log every book write fills in its own transaction,
 //!   the sync task that follows it from this index's own position, and the full rebuild
 //!   (`nanum search reindex`).
 //! - [`engines`]: the same query three ways (`tantivy`, `like`, `fulltext`), one result shape.
 //!
-//! Every text field is indexed twice: `title` with the Latin analyzer (words, lowercase,
-//! ASCII folding: `Café` finds `cafe`) and `title_cjk` with the bigram one (`소년` finds
-//! `소년이`). Each document also stores the book as it was indexed (its JSON), so a page of
+//! Every text field is indexed three times: `title` with the Latin analyzer (words,
+//! lowercase, ASCII folding: `Café` finds `cafe`), `title_ko` with the Korean word forms
+//! (`소년` finds `소년이`, `별` finds `별을`) and `title_kp` with the parts of Korean
+//! compounds (`주의` finds `채식주의자`), boosted less (docs/korean-search.md). Each document also stores the book as it was indexed (its JSON), so a page of
 //! hits is served from the index alone, without a database round trip; the change log
 //! replaces that copy within the sync bound whenever the row changes.
 
 pub mod cjk;
 pub mod engines;
+pub mod highlight;
+pub mod korean;
 pub mod outbox;
 pub mod query;
 
@@ -35,7 +40,6 @@ use serde::{Deserialize, Serialize};
 use tantivy::{
     Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term,
     directory::MmapDirectory,
-    query::QueryParser,
     schema::{
         FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
         Value,
@@ -49,8 +53,12 @@ use crate::entities::book;
 
 /// Name of the Latin analyzer in the index's tokenizer manager.
 pub const LATIN: &str = "latin";
-/// Name of the Korean/CJK bigram analyzer.
-pub const CJK: &str = "cjk";
+/// Name of the Korean word-forms analyzer (and Han/Kana bigrams).
+pub const KO_WORDS: &str = "ko_words";
+/// Name of the Korean compound-pieces analyzer.
+pub const KO_PIECES: &str = "ko_pieces";
+/// Boost of a compound piece relative to a word of the same field: a word match ranks first.
+pub const PIECE_BOOST: f32 = 0.4;
 
 /// The searchable text fields, in highlight order, with their BM25 boosts.
 pub const TEXT_FIELDS: [(&str, f32); 4] =
@@ -61,30 +69,50 @@ pub const TEXT_FIELDS: [(&str, f32); 4] =
 pub struct Fields {
     /// Book id: indexed (delete by id), stored, fast (read ids of hits).
     pub id: Field,
-    /// `(name, latin field, cjk field)` per entry of [`TEXT_FIELDS`].
-    pub text: Vec<(&'static str, Field, Field)>,
+    /// Per entry of [`TEXT_FIELDS`].
+    pub text: Vec<TextField>,
     /// ISBN digits, untokenized.
     pub isbn: Field,
     /// The book as indexed, as JSON (stored only): what a hit shows.
     pub book: Field,
 }
 
+/// The three indexed forms of one text field.
+#[derive(Debug, Clone, Copy)]
+pub struct TextField {
+    /// `title`, `author`, `publisher` or `description`.
+    pub name: &'static str,
+    /// BM25 boost.
+    pub boost: f32,
+    /// Latin analyzer.
+    pub latin: Field,
+    /// Korean word forms, Han/Kana bigrams (positions kept for Han/Kana phrases).
+    pub words: Field,
+    /// Korean compound pieces.
+    pub pieces: Field,
+}
+
 fn schema() -> (Schema, Fields) {
     let mut builder = Schema::builder();
     let id = builder.add_i64_field("id", INDEXED | STORED | FAST);
-    let analyzed = |tokenizer: &str| {
+    let analyzed = |tokenizer: &str, record: IndexRecordOption| {
         TextOptions::default().set_indexing_options(
-            TextFieldIndexing::default()
-                .set_tokenizer(tokenizer)
-                .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+            TextFieldIndexing::default().set_tokenizer(tokenizer).set_index_option(record),
         )
     };
     let text = TEXT_FIELDS
         .iter()
-        .map(|&(name, _)| {
-            let latin = builder.add_text_field(name, analyzed(LATIN));
-            let cjk = builder.add_text_field(&format!("{name}_cjk"), analyzed(CJK));
-            (name, latin, cjk)
+        .map(|&(name, boost)| TextField {
+            name,
+            boost,
+            latin: builder.add_text_field(name, analyzed(LATIN, IndexRecordOption::WithFreqsAndPositions)),
+            words: builder.add_text_field(
+                &format!("{name}_ko"),
+                analyzed(KO_WORDS, IndexRecordOption::WithFreqsAndPositions),
+            ),
+            // Pieces are looked up one term at a time: no positions.
+            pieces: builder
+                .add_text_field(&format!("{name}_kp"), analyzed(KO_PIECES, IndexRecordOption::WithFreqs)),
         })
         .collect();
     let isbn = builder.add_text_field("isbn", STRING);
@@ -102,7 +130,11 @@ fn tokenizers() -> TokenizerManager {
             .filter(AsciiFoldingFilter)
             .build(),
     );
-    manager.register(CJK, TextAnalyzer::builder(cjk::CjkBigramTokenizer).filter(AsciiFoldingFilter).build());
+    for (name, half) in [(KO_WORDS, korean::Half::Words), (KO_PIECES, korean::Half::Pieces)] {
+        let analyzer =
+            TextAnalyzer::builder(korean::KoreanTokenizer(half)).filter(RemoveLongFilter::limit(40));
+        manager.register(name, analyzer.filter(AsciiFoldingFilter).build());
+    }
     manager
 }
 
@@ -124,10 +156,13 @@ pub struct LogPosition {
     pub caught_up_ms: i64,
 }
 
-/// The commit payload. An index committed by an older nanum (no `log`) is rebuilt.
+/// The commit payload. An index committed by an older nanum (no `log`, or another
+/// [`korean::ANALYSIS_VERSION`]) is rebuilt.
 #[derive(Debug, Serialize, Deserialize)]
 struct Payload {
     log: Option<LogPosition>,
+    #[serde(default)]
+    analysis: u32,
 }
 
 /// Writer resources: the server indexes a few books at a time; a rebuild wants more.
@@ -156,7 +191,6 @@ pub struct SearchIndex {
     reader: IndexReader,
     writer: Mutex<IndexWriter>,
     fields: Fields,
-    parser: QueryParser,
     created: bool,
     last_beat_ms: AtomicI64,
     wake: tokio::sync::Notify,
@@ -209,21 +243,11 @@ impl SearchIndex {
         })?;
         // Reloaded by hand right after each commit: visibility is immediate, no file watcher.
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
-        let mut default_fields: Vec<Field> = fields.text.iter().flat_map(|t| [t.1, t.2]).collect();
-        default_fields.push(fields.isbn);
-        let mut parser = QueryParser::for_index(&index, default_fields);
-        for ((_, boost), (_, latin, cjk)) in TEXT_FIELDS.iter().zip(&fields.text) {
-            parser.set_field_boost(*latin, *boost);
-            parser.set_field_boost(*cjk, *boost);
-        }
-        // Every word must match (in some field), as a catalogue search box is expected to.
-        parser.set_conjunction_by_default();
         Ok(Self {
             index,
             reader,
             writer: Mutex::new(writer),
             fields,
-            parser,
             created,
             last_beat_ms: AtomicI64::new(now_ms()),
             wake: tokio::sync::Notify::new(),
@@ -250,24 +274,21 @@ impl SearchIndex {
         &self.reader
     }
 
-    pub(crate) fn parser(&self) -> &QueryParser {
-        &self.parser
-    }
-
     /// Documents visible to searches.
     pub fn num_docs(&self) -> u64 {
         self.reader.searcher().num_docs()
     }
 
     /// The change-log position of the last commit; `None` for an index never committed, or
-    /// committed by an older nanum (it must be rebuilt).
+    /// committed by an older nanum or with another analysis (it must be rebuilt).
     ///
     /// # Errors
     ///
     /// The index metadata cannot be read.
     pub fn position(&self) -> anyhow::Result<Option<LogPosition>> {
         let payload = self.index.load_metas()?.payload.unwrap_or_default();
-        Ok(serde_json::from_str::<Payload>(&payload).ok().and_then(|p| p.log))
+        let payload = serde_json::from_str::<Payload>(&payload).ok();
+        Ok(payload.filter(|p| p.analysis == korean::ANALYSIS_VERSION).and_then(|p| p.log))
     }
 
     /// Replaces each book's document (delete by id, then add the current state); a `None`
@@ -306,7 +327,8 @@ impl SearchIndex {
     pub fn commit(&self, position: &LogPosition) -> anyhow::Result<()> {
         let mut writer = self.writer.lock().map_err(|_| anyhow::anyhow!("search writer poisoned"))?;
         let mut prepared = writer.prepare_commit()?;
-        prepared.set_payload(&serde_json::to_string(&Payload { log: Some(position.clone()) })?);
+        let payload = Payload { log: Some(position.clone()), analysis: korean::ANALYSIS_VERSION };
+        prepared.set_payload(&serde_json::to_string(&payload)?);
         prepared.commit()?;
         drop(writer);
         self.reader.reload()?;
@@ -319,10 +341,11 @@ impl SearchIndex {
         doc.add_bytes(self.fields.book, &serde_json::to_vec(book)?);
         let values =
             [Some(&book.title), Some(&book.author), book.publisher.as_ref(), book.description.as_ref()];
-        for ((_, latin, cjk), value) in self.fields.text.iter().zip(values) {
+        for (field, value) in self.fields.text.iter().zip(values) {
             if let Some(text) = value {
-                doc.add_text(*latin, text);
-                doc.add_text(*cjk, text);
+                doc.add_text(field.latin, text);
+                doc.add_text(field.words, text);
+                doc.add_text(field.pieces, text);
             }
         }
         if let Some(isbn) = &book.isbn {

@@ -1,19 +1,30 @@
-//! Searching the index: BM25 over both analyzers of every text field (title boosted most),
-//! total hit count, an offset page of the books the documents stored, and a highlighted
-//! snippet of the field that matched — no database round trip.
+//! Searching the index: BM25 over the three analyzers of every text field (title boosted
+//! most), total hit count, an offset page of the books the documents stored, and a
+//! highlighted snippet of the field that matched — no database round trip.
+//!
+//! The reader's text is never query syntax: it is cut into words as the index's text is
+//! ([`korean::query_words`]); quotes, `:`, `*`, `(`, `AND` are separators or words. Every
+//! word must match in some field: a Hangul word as one of its forms (a word of the text, or
+//! a piece of a compound, boosted less), a long one also as two words typed without their
+//! space (`소년이온다`); Latin and digit words in the Latin or the Korean field (`82년생`);
+//! Han and Kana as a phrase of bigrams.
 
 use std::sync::OnceLock;
 
 use serde::Serialize;
 use tantivy::{
-    DocAddress, Score, Searcher, TantivyDocument,
+    DocAddress, Score, Searcher, TantivyDocument, Term,
     collector::{Count, TopDocs},
-    query::Query,
-    schema::Field,
+    query::{BooleanQuery, BoostQuery, EmptyQuery, Occur, PhraseQuery, Query, TermQuery},
+    schema::{Field, IndexRecordOption},
     snippet::SnippetGenerator,
 };
 
-use super::SearchIndex;
+use super::{
+    PIECE_BOOST, SearchIndex, TextField,
+    highlight::KoreanMarks,
+    korean::{self, QueryWord},
+};
 use crate::entities::book;
 
 /// One page of hits, best first, and how to highlight them.
@@ -35,11 +46,11 @@ pub struct Highlight {
     pub snippet: String,
 }
 
-/// Per text field: its name, then generators for the bigram and the Latin analyzer, each
-/// made on first use (most hits match in the title, so most generators are never needed,
-/// and making one looks up the document frequency of every query term).
+/// Per text field: its name, the query's Korean terms in it, and a generator for the Latin
+/// analyzer made on first use (most hits match in the title, so most generators are never
+/// needed, and making one looks up the document frequency of every query term).
 pub struct Highlighter {
-    fields: Vec<(&'static str, Generator, Generator)>,
+    fields: Vec<(&'static str, KoreanMarks, Generator)>,
 }
 
 struct Generator {
@@ -68,18 +79,19 @@ impl std::fmt::Debug for Highlighter {
 
 impl Highlighter {
     /// The first field of `book` (title, author, publisher, description) holding a match.
-    /// The bigram analyzer is asked first (it knows Korean words inside compounds and
-    /// lowercased Latin words); the Latin one catches what only ASCII folding matched.
+    /// The Korean analyzers are asked first (their offsets are the stem the reader typed,
+    /// or the part of a compound); the Latin one catches what only it matched.
     pub fn highlight(&self, book: &book::Model) -> Option<Highlight> {
         let values =
             [Some(&book.title), Some(&book.author), book.publisher.as_ref(), book.description.as_ref()];
-        for ((field, cjk, latin), value) in self.fields.iter().zip(values) {
+        for ((field, korean, latin), value) in self.fields.iter().zip(values) {
             let Some(text) = value else { continue };
-            for generator in [cjk, latin] {
-                let Some(snippet) = generator.snippet(text) else { continue };
-                if !snippet.highlighted().is_empty() {
-                    return Some(Highlight { field, snippet: snippet.to_html() });
-                }
+            if let Some(snippet) = korean.snippet(text) {
+                return Some(Highlight { field, snippet });
+            }
+            let Some(snippet) = latin.snippet(text) else { continue };
+            if !snippet.highlighted().is_empty() {
+                return Some(Highlight { field, snippet: snippet.to_html() });
             }
         }
         None
@@ -89,9 +101,6 @@ impl Highlighter {
 /// Why a query could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum IndexQueryError {
-    /// The query does not parse (tantivy's query language).
-    #[error("{0}")]
-    Invalid(String),
     /// The index failed.
     #[error(transparent)]
     Index(#[from] tantivy::TantivyError),
@@ -99,11 +108,11 @@ pub enum IndexQueryError {
 
 impl SearchIndex {
     /// One page (`offset`, `limit` ≥ 1) of the hits of `q`, best first. Every word must match
-    /// in some field; tantivy's query syntax works (`"phrase"`, `title:word`, `-word`).
+    /// in some field (see the module docs); a text without a word matches nothing.
     ///
     /// # Errors
     ///
-    /// [`IndexQueryError::Invalid`] for a query tantivy cannot parse.
+    /// The index failed.
     pub fn search(&self, q: &str, offset: usize, limit: usize) -> Result<IndexHits, IndexQueryError> {
         let (searcher, query, total, top) = self.top(q, offset, limit)?;
         let mut hits = Vec::with_capacity(top.len());
@@ -120,8 +129,11 @@ impl SearchIndex {
             field,
             made: OnceLock::new(),
         };
-        let fields =
-            self.fields().text.iter().map(|&(name, latin, cjk)| (name, generator(cjk), generator(latin)));
+        let fields = self
+            .fields()
+            .text
+            .iter()
+            .map(|f| (f.name, KoreanMarks::new(&*query, [f.words, f.pieces]), generator(f.latin)));
         Ok(IndexHits { total, hits, highlighter: Highlighter { fields: fields.collect() } })
     }
 
@@ -153,10 +165,123 @@ impl SearchIndex {
         offset: usize,
         limit: usize,
     ) -> Result<(Searcher, Box<dyn Query>, u64, Vec<(Score, DocAddress)>), IndexQueryError> {
-        let query = self.parser().parse_query(q).map_err(|e| IndexQueryError::Invalid(e.to_string()))?;
+        let query = self.query(q);
         let searcher = self.reader().searcher();
         let collector = (TopDocs::with_limit(limit.max(1)).and_offset(offset).order_by_score(), Count);
         let (top, total) = searcher.search(&query, &collector)?;
         Ok((searcher, query, total as u64, top))
     }
+}
+
+/// A sub-query boosted (a boost of 1 left out).
+fn boosted(query: Box<dyn Query>, boost: f32) -> Box<dyn Query> {
+    if (boost - 1.0).abs() < f32::EPSILON { query } else { Box::new(BoostQuery::new(query, boost)) }
+}
+
+fn term(field: Field, text: &str, boost: f32) -> Box<dyn Query> {
+    let query = TermQuery::new(Term::from_field_text(field, text), IndexRecordOption::WithFreqs);
+    boosted(Box::new(query), boost)
+}
+
+fn any(clauses: Vec<Box<dyn Query>>) -> Box<dyn Query> {
+    match clauses.len() {
+        0 => Box::new(EmptyQuery),
+        1 => clauses.into_iter().next().unwrap_or_else(|| Box::new(EmptyQuery)),
+        _ => Box::new(BooleanQuery::new(clauses.into_iter().map(|q| (Occur::Should, q)).collect())),
+    }
+}
+
+/// Shortest half of a Hangul word tried as two words typed without their space.
+const SPLIT_MIN: usize = 2;
+/// Boost of that reading: below the word itself.
+const SPLIT_BOOST: f32 = 0.5;
+
+impl SearchIndex {
+    /// The query of a reader's text: every word required (see the module docs).
+    pub(crate) fn query(&self, q: &str) -> Box<dyn Query> {
+        let words = korean::query_words(q);
+        if words.is_empty() {
+            return Box::new(EmptyQuery);
+        }
+        let mut clauses: Vec<_> = words.iter().map(|w| (Occur::Must, self.word_query(w))).collect();
+        if clauses.len() == 1 {
+            return clauses.pop().map_or_else(|| Box::new(EmptyQuery) as Box<dyn Query>, |(_, q)| q);
+        }
+        Box::new(BooleanQuery::new(std::mem::take(&mut clauses)))
+    }
+
+    /// One word in any field; a long Hangul word may also be two words.
+    fn word_query(&self, word: &QueryWord) -> Box<dyn Query> {
+        let text = &self.fields().text;
+        let mut clauses: Vec<Box<dyn Query>> = Vec::new();
+        if word.run.is_hangul() {
+            for field in text {
+                clauses.extend(hangul_clauses(word, field));
+            }
+            if word.len() >= 2 * SPLIT_MIN {
+                clauses.extend(split_queries(word, text));
+            }
+        } else {
+            for field in text {
+                clauses.extend(self.analyzed(field, &word.forms[0]));
+            }
+            clauses.push(term(self.fields().isbn, &word.text(0, word.len()), 1.0));
+        }
+        any(clauses)
+    }
+
+    /// A Latin, digit, Han or Kana word in the Latin and the Korean-words field of `field`:
+    /// each analyzer's tokens of it, a phrase when there are several (Han bigrams).
+    fn analyzed(&self, field: &TextField, word: &str) -> Vec<Box<dyn Query>> {
+        let mut out = Vec::new();
+        for target in [field.latin, field.words] {
+            let Ok(mut analyzer) = self.index().tokenizer_for_field(target) else { continue };
+            let mut terms = Vec::new();
+            analyzer.token_stream(word).process(&mut |t| {
+                terms.push((t.position, Term::from_field_text(target, &t.text)));
+            });
+            let query: Box<dyn Query> = match terms.len() {
+                0 => continue,
+                1 => Box::new(TermQuery::new(terms.remove(0).1, IndexRecordOption::WithFreqs)),
+                _ => Box::new(PhraseQuery::new_with_offset(terms)),
+            };
+            out.push(boosted(query, field.boost));
+        }
+        out
+    }
+}
+
+/// A Hangul word's forms in the words and the pieces field of `field`.
+fn hangul_clauses(word: &QueryWord, field: &TextField) -> Vec<Box<dyn Query>> {
+    let mut clauses = Vec::new();
+    for (i, form) in word.forms.iter().enumerate() {
+        clauses.push(term(field.words, form, field.boost));
+        // A one-syllable stem cut from a verb-like word (`물` of `물고`) is looked up as a
+        // word only: as a piece it would start every compound.
+        if i == 0 || !word.verb || form.chars().nth(1).is_some() {
+            clauses.push(term(field.pieces, form, field.boost * PIECE_BOOST));
+        }
+    }
+    clauses
+}
+
+/// `소년이온다` as `소년이` + `온다`, …: each cut leaving two syllables or more a side, both
+/// halves in one field (a title typed without its spaces, not a word of the title beside one
+/// of the author).
+fn split_queries(word: &QueryWord, fields: &[TextField]) -> Vec<Box<dyn Query>> {
+    let mut out = Vec::new();
+    for at in SPLIT_MIN..=word.len() - SPLIT_MIN {
+        let halves: Vec<QueryWord> = [word.text(0, at), word.text(at, word.len())]
+            .iter()
+            .flat_map(|h| korean::query_words(h))
+            .collect();
+        if halves.len() != 2 {
+            continue;
+        }
+        for field in fields {
+            let both = halves.iter().map(|h| (Occur::Must, any(hangul_clauses(h, field)))).collect();
+            out.push(boosted(Box::new(BooleanQuery::new(both)), SPLIT_BOOST));
+        }
+    }
+    out
 }

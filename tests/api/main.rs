@@ -22,6 +22,7 @@ mod proxy;
 mod search;
 mod search_cluster;
 mod search_crash;
+mod search_korean;
 mod startup;
 mod users;
 mod web;
