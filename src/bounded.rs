@@ -84,7 +84,8 @@ mod tests {
     #[test]
     fn long_text_is_cut_on_a_character_boundary() {
         assert_eq!(text("short", 10), "short");
-        let cut = text(&"가".repeat(100), 10);
+        let long = "가".repeat(100);
+        let cut = text(&long, 10);
         assert!(cut.len() <= 10 + '…'.len_utf8(), "{cut}");
         assert!(cut.ends_with('…'));
     }

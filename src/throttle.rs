@@ -200,7 +200,8 @@ mod tests {
                 refused += usize::from(t.attempt("admin@x.kr", ip(last)).is_err());
             }
         }
-        assert_eq!(refused, 80 - 20, "the account's budget is 10 × 2");
+        // The account's budget is 10 × 2; the owner's first sign-in (not yet trusted) used one.
+        assert_eq!(refused, 80 - 19);
         assert!(t.attempt("admin@x.kr", ip(41)).is_err(), "a new stranger is refused");
         t.attempt("admin@x.kr", ip(200)).expect("the owner's address is trusted");
     }

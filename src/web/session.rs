@@ -50,7 +50,7 @@ fn unhex(raw: &str) -> Option<Vec<u8>> {
 
 /// A session cookie's value for `user_id` at `generation`, valid for `ttl_secs`.
 pub(super) fn issue(secret: &str, user_id: i64, generation: i64, ttl_secs: u64) -> String {
-    let expiry = chrono::Utc::now().timestamp().saturating_add(i64::try_from(ttl_secs).unwrap_or(i64::MAX));
+    let expiry = chrono::Utc::now().timestamp().saturating_add(<i64 as TryFrom<u64>>::try_from(ttl_secs).unwrap_or(i64::MAX));
     let (id, generation, expiry) = (user_id.to_string(), generation.to_string(), expiry.to_string());
     let signature = sign(secret, "session", &[&id, &generation, &expiry]);
     format!("{id}.{generation}.{expiry}.{signature}")

@@ -165,7 +165,7 @@ const LOG_LINE_LIMIT_BYTES: usize = 1024;
 async fn invented_methods_paths_and_headers_leave_metrics_memory_and_log_lines_bounded() {
     let dir = fresh_dir("labels");
     let log = dir.join("stderr.log");
-    let env = [("RUST_LOG", "info"), ("APP__LOG__FORMAT", "json")];
+    let env = [("RUST_LOG", "info,sqlx=warn"), ("APP__LOG__FORMAT", "json")];
     let (mut child, pid, base) = serve(&dir, &env, Some(&log)).await;
     let client = reqwest::Client::builder().timeout(Duration::from_secs(120)).build().expect("client");
     let warm = client.get(format!("{base}/metrics")).send().await.expect("metrics").text().await.expect("body");
@@ -173,7 +173,6 @@ async fn invented_methods_paths_and_headers_leave_metrics_memory_and_log_lines_b
     let started = Instant::now();
     let filler = "X".repeat(INVENTED_LEN);
     let send = |i: usize| {
-        let client = client.clone();
         // every third request a standard method, so matched routes see invented paths too
         let method = match i % 3 {
             0 => reqwest::Method::GET,
@@ -184,12 +183,13 @@ async fn invented_methods_paths_and_headers_leave_metrics_memory_and_log_lines_b
             _ => format!("/x{i}/{filler}"),
         };
         let url = format!("{base}{path}?q={i}{filler}");
+        let request = client
+            .request(method, url)
+            .header("User-Agent", format!("agent-{i}-{filler}"))
+            .header("X-Request-Id", format!("id-{i}-{filler}"))
+            .header(format!("x-invented-{i}"), format!("{i}{filler}"));
         async move {
-            client
-                .request(method, url)
-                .header("User-Agent", format!("agent-{i}-{filler}"))
-                .header("X-Request-Id", format!("id-{i}-{filler}"))
-                .header(format!("x-invented-{i}"), format!("{i}{filler}"))
+            request
                 .send()
                 .await
                 .expect("an answer, never a dropped connection")

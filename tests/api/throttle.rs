@@ -40,7 +40,8 @@ async fn web_login(app: &TestApp, client: &reqwest::Client, email: &str, passwor
     client
         .post(app.url("/login"))
         .header(header::COOKIE, cookies.join("; "))
-        .form(&[("csrf", csrf.as_str()), ("email", email), ("password", password)])
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(crate::web::form_body(&[("csrf", csrf.as_str()), ("email", email), ("password", password)]))
         .send()
         .await
         .expect("POST /login")

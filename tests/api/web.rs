@@ -10,6 +10,11 @@ use strategies::{StrategyName, contract};
 
 use crate::helpers::{TestApp, body, spawn_app, spawn_configured};
 
+/// `fields` as an `application/x-www-form-urlencoded` body.
+pub(crate) fn form_body(fields: &[(&str, &str)]) -> String {
+    fields.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect::<Vec<_>>().join("&")
+}
+
 /// A browser session: its own cookies, no redirects followed.
 pub(crate) struct Browser {
     base: String,
@@ -96,7 +101,7 @@ impl Browser {
     }
 
     pub(crate) async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
-        let form = fields.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect::<Vec<_>>().join("&");
+        let form = form_body(fields);
         let response = self
             .client
             .post(format!("{}{path}", self.base))
