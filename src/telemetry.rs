@@ -119,7 +119,8 @@ pub async fn measure(
         Ok(res) => (res.request().match_pattern(), res.status()),
         Err(e) => (None, e.as_response_error().status_code()),
     };
-    let (count, latency) = http_handles((route.unwrap_or_else(|| "unmatched".to_owned()), method, bounded::status(status)));
+    let (count, latency) =
+        http_handles((route.unwrap_or_else(|| "unmatched".to_owned()), method, bounded::status(status)));
     count.increment(1);
     latency.record(started.elapsed().as_secs_f64());
     result

@@ -11,7 +11,8 @@ pub const REFUSED: &str = "must not contain control characters or U+2028/U+2029 
 
 /// True when `s` holds a character [`REFUSED`] names.
 pub fn refused(s: &str) -> bool {
-    s.chars().any(|c| (c.is_control() && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{2028}' | '\u{2029}'))
+    s.chars()
+        .any(|c| (c.is_control() && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{2028}' | '\u{2029}'))
 }
 
 /// Earliest and latest year of a stored time: years 1970–9998 stay four-digit years in

@@ -91,7 +91,9 @@ fn json_error(err: JsonPayloadError) -> ApiError {
             ApiError::PayloadTooLarge(format!("the request body is larger than {limit} bytes"))
         }
         // Well-formed JSON whose values do not fit (wrong type, missing field): 422.
-        JsonPayloadError::Deserialize(e) if e.is_data() => ApiError::field("body", strict::plain(&e.to_string())),
+        JsonPayloadError::Deserialize(e) if e.is_data() => {
+            ApiError::field("body", strict::plain(&e.to_string()))
+        }
         other => ApiError::InvalidJson(format!(
             "the request body is not valid JSON: {}",
             strict::plain(&other.to_string())

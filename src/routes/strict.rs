@@ -113,7 +113,8 @@ pub(crate) fn plain(raw: &str) -> String {
     if let Some(at) = message.rfind(" at line ") {
         message.truncate(at);
     }
-    for (got, said) in [("invalid type: ", "got "), ("invalid value: ", "got "), ("floating point ", "the number ")]
+    for (got, said) in
+        [("invalid type: ", "got "), ("invalid value: ", "got "), ("floating point ", "the number ")]
     {
         message = message.replace(got, said);
     }
@@ -145,7 +146,10 @@ mod tests {
             plain("invalid type: floating point `1.5`, expected i32 at line 1 column 30"),
             "got the number 1.5, expected a whole number from -2147483648 to 2147483647"
         );
-        assert_eq!(plain("invalid type: integer `5`, expected a string"), "got the number 5, expected a string");
+        assert_eq!(
+            plain("invalid type: integer `5`, expected a string"),
+            "got the number 5, expected a string"
+        );
         assert_eq!(plain("missing field `email`"), "missing field email");
     }
 }

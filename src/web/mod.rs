@@ -48,9 +48,9 @@ const CSRF_COOKIE: &str = "nanum_csrf";
 /// Registers the pages (after the API, whose `/api/v1` scope and default stay as they are).
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(
-        web::FormConfig::default()
-            .limit(64 * 1024)
-            .error_handler(|err, _| WebError(ApiError::field("form", crate::routes::plain_error(&err))).into()),
+        web::FormConfig::default().limit(64 * 1024).error_handler(|err, _| {
+            WebError(ApiError::field("form", crate::routes::plain_error(&err))).into()
+        }),
     )
     .service(layout::stylesheet)
     .service(layout::script)
@@ -252,7 +252,9 @@ fn local_path(next: Option<&str>) -> &str {
             if p.starts_with('/')
                 && !p.starts_with("//")
                 && !p.contains('\\')
-                && !p.chars().any(|c| c.is_control() || c.is_whitespace() || c == '\u{2028}' || c == '\u{2029}') =>
+                && !p
+                    .chars()
+                    .any(|c| c.is_control() || c.is_whitespace() || c == '\u{2028}' || c == '\u{2029}') =>
         {
             p
         }

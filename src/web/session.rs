@@ -50,7 +50,9 @@ fn unhex(raw: &str) -> Option<Vec<u8>> {
 
 /// A session cookie's value for `user_id` at `generation`, valid for `ttl_secs`.
 pub(super) fn issue(secret: &str, user_id: i64, generation: i64, ttl_secs: u64) -> String {
-    let expiry = chrono::Utc::now().timestamp().saturating_add(<i64 as TryFrom<u64>>::try_from(ttl_secs).unwrap_or(i64::MAX));
+    let expiry = chrono::Utc::now()
+        .timestamp()
+        .saturating_add(<i64 as TryFrom<u64>>::try_from(ttl_secs).unwrap_or(i64::MAX));
     let (id, generation, expiry) = (user_id.to_string(), generation.to_string(), expiry.to_string());
     let signature = sign(secret, "session", &[&id, &generation, &expiry]);
     format!("{id}.{generation}.{expiry}.{signature}")
@@ -79,7 +81,10 @@ pub(super) async fn user_of(
     cookie: &str,
 ) -> Result<Option<AuthUser>, DbErr> {
     let Some((id, generation)) = parse(secret, cookie) else { return Ok(None) };
-    Ok(account(db, id).await?.filter(|(_, current)| *current == generation).map(|(role, _)| AuthUser { id, role }))
+    Ok(account(db, id)
+        .await?
+        .filter(|(_, current)| *current == generation)
+        .map(|(role, _)| AuthUser { id, role }))
 }
 
 /// (role, session generation) of account `id`.
@@ -133,7 +138,8 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        m.alter_table(Table::alter().table(Users::Table).drop_column(Users::SessionGeneration).to_owned()).await
+        m.alter_table(Table::alter().table(Users::Table).drop_column(Users::SessionGeneration).to_owned())
+            .await
     }
 }
 

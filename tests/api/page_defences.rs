@@ -11,7 +11,13 @@ use crate::{
 };
 
 /// A form post with one extra header (`Origin` or `Referer`).
-async fn post_with(browser: &mut Browser, base: &str, path: &str, fields: &[(&str, &str)], extra: (&str, &str)) -> Page {
+async fn post_with(
+    browser: &mut Browser,
+    base: &str,
+    path: &str,
+    fields: &[(&str, &str)],
+    extra: (&str, &str),
+) -> Page {
     let response = browser
         .client
         .post(format!("{base}{path}"))
@@ -33,12 +39,19 @@ async fn control_characters_in_next_send_the_visitor_home_instead_of_a_500() {
         // a fresh form each time: the last round signed in, and tokens follow the session
         let csrf = browser.get("/signup").await.field("csrf");
         let email = format!("next-{}@example.com", uuid::Uuid::new_v4().simple());
-        let fields = [("csrf", csrf.as_str()), ("email", &email), ("name", "독자"), ("password", "correct horse"), ("next", next)];
+        let fields = [
+            ("csrf", csrf.as_str()),
+            ("email", &email),
+            ("name", "독자"),
+            ("password", "correct horse"),
+            ("next", next),
+        ];
         let signed_up = browser.post("/signup", &fields).await;
         assert_eq!(signed_up.status, StatusCode::SEE_OTHER, "{next:?}: {}", signed_up.html);
         assert_eq!(signed_up.location.as_deref(), Some("/"), "{next:?}");
         let csrf = browser.get("/login").await.field("csrf");
-        let fields = [("csrf", csrf.as_str()), ("email", &email), ("password", "correct horse"), ("next", next)];
+        let fields =
+            [("csrf", csrf.as_str()), ("email", &email), ("password", "correct horse"), ("next", next)];
         let signed_in = browser.post("/login", &fields).await;
         assert_eq!(signed_in.status, StatusCode::SEE_OTHER, "{next:?}: {}", signed_in.html);
         assert_eq!(signed_in.location.as_deref(), Some("/"), "{next:?}");
@@ -65,9 +78,15 @@ async fn a_form_posted_from_another_site_is_refused_even_with_a_valid_token() {
     let mut browser = Browser::new(&app);
     let csrf = browser.get("/signup").await.field("csrf");
     let fields = |email: &'static str| {
-        [("csrf", csrf.clone()), ("email", email.to_owned()), ("name", "x".into()), ("password", "correct horse".into())]
+        [
+            ("csrf", csrf.clone()),
+            ("email", email.to_owned()),
+            ("name", "x".into()),
+            ("password", "correct horse".into()),
+        ]
     };
-    let as_pairs = |f: &[(&'static str, String); 4]| f.iter().map(|(k, v)| (*k, v.clone())).collect::<Vec<_>>();
+    let as_pairs =
+        |f: &[(&'static str, String); 4]| f.iter().map(|(k, v)| (*k, v.clone())).collect::<Vec<_>>();
     for (name, value, email) in [
         ("Origin", "http://evil.example", "origin@example.com"),
         ("Origin", "null", "null@example.com"),
@@ -77,7 +96,13 @@ async fn a_form_posted_from_another_site_is_refused_even_with_a_valid_token() {
         let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let page = post_with(&mut browser, &app.address, "/signup", &refs, (name, value)).await;
         assert_eq!(page.status, StatusCode::FORBIDDEN, "{name}: {value}");
-        let login = app.post("/api/v1/auth/login", None, &serde_json::json!({"email": email, "password": "correct horse"})).await;
+        let login = app
+            .post(
+                "/api/v1/auth/login",
+                None,
+                &serde_json::json!({"email": email, "password": "correct horse"}),
+            )
+            .await;
         assert_eq!(login.status(), StatusCode::UNAUTHORIZED, "no account was created");
     }
     let pairs = as_pairs(&fields("same-site@example.com"));
@@ -94,7 +119,8 @@ async fn an_invented_csrf_pair_is_refused() {
     let mut forger = Browser::new(&app);
     let invented = "0123456789abcdef0123456789abcdef";
     forger.cookies.insert("nanum_csrf".into(), invented.into());
-    let page = forger.post("/login", &[("csrf", invented), ("email", &email), ("password", "correct horse")]).await;
+    let page =
+        forger.post("/login", &[("csrf", invented), ("email", &email), ("password", "correct horse")]).await;
     assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.html);
     assert!(!forger.cookies.contains_key("nanum_session"));
 }
@@ -108,7 +134,9 @@ async fn a_csrf_token_made_before_signing_in_does_not_pass_for_the_new_session()
     let out = browser.post("/logout", &[("csrf", &before)]).await;
     assert_eq!(out.status, StatusCode::SEE_OTHER);
     let anonymous = browser.get("/login").await.field("csrf");
-    let signed = browser.post("/login", &[("csrf", &anonymous), ("email", &email), ("password", "correct horse")]).await;
+    let signed = browser
+        .post("/login", &[("csrf", &anonymous), ("email", &email), ("password", "correct horse")])
+        .await;
     assert_eq!(signed.status, StatusCode::SEE_OTHER);
     let stale = browser.post("/logout", &[("csrf", &anonymous)]).await;
     assert_eq!(stale.status, StatusCode::FORBIDDEN, "the token of the signed-out visitor");
@@ -131,7 +159,11 @@ async fn every_html_answer_carries_the_security_headers() {
         .post(app.url("/login"))
         .header(header::COOKIE, browser.cookie_header())
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(crate::web::form_body(&[("csrf", csrf.as_str()), ("email", "nobody@example.com"), ("password", "wrong password")]))
+        .body(crate::web::form_body(&[
+            ("csrf", csrf.as_str()),
+            ("email", "nobody@example.com"),
+            ("password", "wrong password"),
+        ]))
         .send()
         .await
         .expect("POST");

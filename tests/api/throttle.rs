@@ -65,7 +65,8 @@ async fn guess_from(app: &TestApp, email: &str, addresses: std::ops::RangeInclus
 #[tokio::test]
 async fn strangers_guessing_from_many_addresses_cannot_keep_the_admin_out_of_the_api_or_the_form() {
     let app = spawn_app().await;
-    let (email, password) = (app.settings.auth.admin_email.clone(), app.settings.auth.admin_password.expose().to_owned());
+    let (email, password) =
+        (app.settings.auth.admin_email.clone(), app.settings.auth.admin_password.expose().to_owned());
     let owner = from(1);
     assert_eq!(api_login(&app, &owner, &email, &password).await, StatusCode::OK, "the admin's usual address");
     // The issue as reported: five wrong passwords from one address, then the right one.
@@ -99,6 +100,9 @@ async fn one_address_out_of_guesses_for_an_account_is_refused_even_the_right_pas
     app.register("mine@example.com", "correct horse").await;
     guess_from(&app, "mine@example.com", 5..=5, app.settings.auth.login_max_failures).await;
     let same = from(5);
-    assert_eq!(api_login(&app, &same, "mine@example.com", "correct horse").await, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        api_login(&app, &same, "mine@example.com", "correct horse").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
     assert_eq!(api_login(&app, &from(6), "mine@example.com", "correct horse").await, StatusCode::OK);
 }
