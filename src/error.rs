@@ -148,8 +148,12 @@ impl ResponseError for ApiError {
         let mut body = json!({ "error": self.code(), "message": self.to_string() });
         match self {
             ApiError::Validation(fields) => body["fields"] = json!(fields),
-            ApiError::Internal(cause) => tracing::error!(error = ?cause, "internal error"),
+            ApiError::Internal(cause) => {
+                let error = format!("{cause:?}");
+                tracing::error!(error = %crate::bounded::text(&error, crate::bounded::MAX_LOGGED), "internal error");
+            }
             ApiError::BackendUnavailable(backend, cause) => {
+                let cause = crate::bounded::text(cause, crate::bounded::MAX_LOGGED);
                 tracing::warn!(backend = backend.map(Backend::as_str), %cause, "backend unavailable");
             }
             _ => {}

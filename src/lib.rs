@@ -10,7 +10,9 @@
 //! - [`routes`]: the HTTP contract of docs/API.md, one file per resource.
 //! - [`event_cache`]: events by id in memory (they never change once created).
 //! - [`logging`]: request ids, the access log, JSON or human log lines.
+//! - [`bounded`]: request data as metric labels (closed sets) and log fields (cut short).
 //! - [`error`]: [`error::ApiError`], one variant per status and error code.
+//! - [`accounts`]: which account ids exist (a valid signature is not an account).
 //! - [`auth`]: argon2id passwords, HS256 tokens, the `AuthUser` extractor, admin bootstrap.
 //! - [`limits`]: abuse limits — rates per IP and per user, failed logins per email, the
 //!   bound on concurrent password hashes; all bounded in memory.
@@ -19,12 +21,17 @@
 //! - [`search`]: catalogue search — the tantivy index, the outbox that keeps it following
 //!   the database, and the `like` / `fulltext` / `tantivy` engines side by side.
 //! - [`telemetry`]: Prometheus metrics (recorder, HTTP middleware, `GET /metrics`).
+//! - [`text`]: what stored text and times may hold (no control characters, no leap second).
+//! - [`throttle`]: the login throttle (per account and address; per account for addresses
+//!   it has never signed in from).
 //! - [`seed`]: a generated catalogue (Korean and English) for measuring search.
 //! - [`web`]: the readers' pages (server-rendered Korean HTML, CSRF-protected forms).
 //! - [`cli`]: the `nanum` command line (`loadtest` and `compare` are in the `nanum-load`
 //!   crate, with the multi-instance harness the tests use).
 
+pub mod accounts;
 pub mod auth;
+pub mod bounded;
 pub mod breaker;
 pub mod cli;
 pub mod configuration;
@@ -41,4 +48,6 @@ pub mod seed;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+pub mod text;
+pub mod throttle;
 pub mod web;

@@ -1,21 +1,18 @@
 //! Abuse limits, all bounded in memory: request rates per client IP and per user on login,
-//! register and apply (governor's keyed GCRA limiters), the failed-login counter per email,
-//! and the gate that bounds how many argon2 hashes run at once.
+//! register and apply (governor's keyed GCRA limiters), and the gate that bounds how many argon2 hashes run at once.
 //!
 //! # Layout
 //!
 //! - [`KeyedLimit`]: one governor keyed limiter with a cap on its keys.
 //! - [`RateLimits`]: the configured limiters (`[rate_limit]`), `None` where switched off.
-//! - [`FailedLogins`]: attempts per email in a window, keyed by a hash of the email.
 //! - [`HashGate`]: a semaphore sized to the cores in front of every argon2 run.
 
 use std::{
-    collections::HashMap,
-    hash::{BuildHasher, Hash, RandomState},
+    hash::Hash,
     net::IpAddr,
     num::NonZeroU32,
-    sync::{Arc, Mutex, MutexGuard},
-    time::{Duration, Instant},
+    sync::{Arc, Mutex},
+    time::Duration,
 };
 
 use governor::{
@@ -141,81 +138,6 @@ impl RateLimits {
     }
 }
 
-/// Login attempts per email within a window. An attempt is counted *before* its password is
-/// checked, so concurrent guesses cannot all slip under the limit; a success forgets the
-/// email. Keys are a keyed hash of the email (8 bytes whatever its length), and the map never
-/// holds more than `max_keys` of them.
-#[derive(Debug)]
-pub struct FailedLogins {
-    max_failures: u32,
-    window: Duration,
-    max_keys: usize,
-    hasher: RandomState,
-    // std Mutex: held for a map lookup only, never across an await.
-    attempts: Mutex<HashMap<u64, (u32, Instant)>>,
-}
-
-impl FailedLogins {
-    /// `max_failures` attempts per `window`, at most `max_keys` emails remembered.
-    pub fn new(max_failures: u32, window: Duration, max_keys: usize) -> Self {
-        Self {
-            max_failures,
-            window,
-            max_keys: max_keys.max(1),
-            hasher: RandomState::new(),
-            attempts: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn map(&self) -> MutexGuard<'_, HashMap<u64, (u32, Instant)>> {
-        self.attempts.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Counts an attempt for `email`.
-    ///
-    /// # Errors
-    ///
-    /// 429 with the seconds left in the window once `max_failures` attempts were counted.
-    pub fn attempt(&self, email: &str) -> Result<(), ApiError> {
-        let key = self.hasher.hash_one(email);
-        let mut map = self.map();
-        if map.len() >= self.max_keys && !map.contains_key(&key) {
-            let window = self.window;
-            map.retain(|_, (_, since)| since.elapsed() < window);
-            if map.len() >= self.max_keys {
-                tracing::warn!(keys = map.len(), "failed-login counter full; starting afresh");
-                map.clear();
-            }
-            map.shrink_to_fit();
-        }
-        let entry = map.entry(key).or_insert((0, Instant::now()));
-        let elapsed = entry.1.elapsed();
-        if elapsed >= self.window {
-            *entry = (0, Instant::now());
-        } else if entry.0 >= self.max_failures {
-            return Err(ApiError::RateLimited((self.window - elapsed).as_secs().max(1)));
-        }
-        entry.0 += 1;
-        Ok(())
-    }
-
-    /// Forgets the attempts of `email` after a success.
-    pub fn succeeded(&self, email: &str) {
-        let key = self.hasher.hash_one(email);
-        self.map().remove(&key);
-    }
-
-    /// Emails remembered now.
-    pub fn len(&self) -> usize {
-        self.map().len()
-    }
-
-    /// True when none is remembered.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
 /// Runs argon2 on a few threads of its own, `slots` of them (one per core by default), never
 /// more at once: each run holds `auth.argon2.memory_kib`. Not the shared blocking pool: its
 /// hundreds of threads each keep a malloc arena, and each arena keeps the last 19 MiB it
@@ -295,15 +217,6 @@ mod tests {
             if key % 100 == 50 {
                 assert!(limit.check(&key).is_err(), "a recent key is still limited");
             }
-        }
-    }
-
-    #[test]
-    fn the_failed_login_counter_never_holds_more_than_its_cap() {
-        let logins = FailedLogins::new(3, Duration::from_secs(60), 50);
-        for i in 0..5_000 {
-            logins.attempt(&format!("{i}@example.com")).expect("first attempt");
-            assert!(logins.len() <= 50);
         }
     }
 

@@ -85,7 +85,7 @@ pub async fn log_request(
     let id = request_id(req.headers().get(REQUEST_ID_HEADER));
     let span = tracing::info_span!("request", request_id = %id);
     let started = Instant::now();
-    let method = req.method().clone();
+    let method = crate::bounded::method(req.method());
     let mut res = next.call(req).instrument(span.clone()).await?;
     let latency_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
     let route = res.request().match_pattern().unwrap_or_else(|| "(no route)".to_owned());

@@ -19,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(SearchOutbox),
             Box::new(PendingRequests),
             Box::new(SearchLogAge),
+            Box::new(crate::web::session::Migration),
         ]
     }
 }

@@ -16,7 +16,7 @@ use crate::{
     configuration::Settings,
     db,
     event_cache::EventCache,
-    limits::{FailedLogins, HashGate, RateLimits},
+    limits::{HashGate, RateLimits},
     logging,
     migration::Migrator,
     routes,
@@ -26,6 +26,7 @@ use crate::{
     },
     state::AppState,
     telemetry,
+    throttle::LoginThrottle,
 };
 
 /// A built, bound, not yet running server.
@@ -90,9 +91,10 @@ impl Application {
             })?;
         let port = listener.local_addr()?.port();
         let workers = settings.server.workers;
+        let settings_max_keys = settings.rate_limit.max_keys;
         let state = web::Data::new(AppState {
             tokens: TokenService::new(&settings.auth),
-            logins: FailedLogins::new(
+            logins: LoginThrottle::new(
                 settings.auth.login_max_failures,
                 Duration::from_secs(settings.auth.login_window_secs),
                 settings.rate_limit.max_keys,
@@ -106,6 +108,7 @@ impl Application {
             search,
             events: EventCache::default(),
             breakers: Breakers::default(),
+            accounts: crate::accounts::KnownAccounts::new(settings_max_keys),
             metrics,
         });
         // Built once from the same registration every worker does below.

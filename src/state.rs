@@ -11,8 +11,9 @@ use crate::{
     breaker::Breakers,
     configuration::Settings,
     event_cache::EventCache,
-    limits::{FailedLogins, RateLimits},
+    limits::RateLimits,
     search::SearchIndex,
+    throttle::LoginThrottle,
 };
 
 /// Shared by every request.
@@ -30,8 +31,8 @@ pub struct AppState {
     pub passwords: PasswordService,
     /// JWT.
     pub tokens: TokenService,
-    /// Login attempts per email.
-    pub logins: FailedLogins,
+    /// Login attempts per account and address, and per account.
+    pub logins: LoginThrottle,
     /// Request rates per client IP and per user.
     pub limits: RateLimits,
     /// The catalogue's search index (its sync task runs beside the server).
@@ -40,6 +41,8 @@ pub struct AppState {
     pub events: EventCache,
     /// One circuit breaker per backend: fail fast while it is down.
     pub breakers: Breakers,
+    /// Account ids confirmed to exist (what an apply's token names).
+    pub accounts: crate::accounts::KnownAccounts,
     /// The process's Prometheus recorder, rendered by `GET /metrics`.
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
 }

@@ -14,6 +14,7 @@
 //! - [`render`]: the outbox gauges (read at scrape time), then the text exposition.
 
 use std::{
+    borrow::Cow,
     collections::HashMap,
     sync::{OnceLock, RwLock},
     time::{Duration, Instant},
@@ -23,14 +24,13 @@ use actix_web::{
     Error,
     body::MessageBody,
     dev::{ServiceRequest, ServiceResponse},
-    http::Method,
     middleware::Next,
 };
 use metrics::{Counter, Histogram, counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 
-use crate::search::engines::Engine;
+use crate::{bounded, search::engines::Engine};
 
 /// Counter: HTTP requests by route pattern, method and status.
 pub const HTTP_REQUESTS: &str = "nanum_http_requests_total";
@@ -85,11 +85,11 @@ pub fn install() -> PrometheusHandle {
         .clone()
 }
 
-type RouteKey = (String, Method, u16);
+type RouteKey = (String, &'static str, Cow<'static, str>);
 
 /// Handles per (route pattern, method, status): label sets are built once per key, never
-/// per request. The key set is bounded: patterns come from the route table (unmatched
-/// paths share one label), statuses from the handlers.
+/// per request. The key set is closed: patterns come from the route table (unmatched paths
+/// share one label), methods and statuses from [`bounded`]'s short lists.
 fn http_handles(key: RouteKey) -> (Counter, Histogram) {
     static CACHE: OnceLock<RwLock<HashMap<RouteKey, (Counter, Histogram)>>> = OnceLock::new();
     let cache = CACHE.get_or_init(RwLock::default);
@@ -97,8 +97,7 @@ fn http_handles(key: RouteKey) -> (Counter, Histogram) {
         return found.clone();
     }
     let (route, method, status) = &key;
-    let labels =
-        [("route", route.clone()), ("method", method.as_str().to_owned()), ("status", status.to_string())];
+    let labels = [("route", route.clone()), ("method", (*method).to_owned()), ("status", status.to_string())];
     let handles = (counter!(HTTP_REQUESTS, &labels), histogram!(HTTP_SECONDS, &labels));
     cache.write().unwrap_or_else(|p| p.into_inner()).entry(key).or_insert(handles).clone()
 }
@@ -114,13 +113,14 @@ pub async fn measure(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let started = Instant::now();
-    let method = req.method().clone();
+    let method = bounded::method(req.method());
     let result = next.call(req).await;
     let (route, status) = match &result {
-        Ok(res) => (res.request().match_pattern(), res.status().as_u16()),
-        Err(e) => (None, e.as_response_error().status_code().as_u16()),
+        Ok(res) => (res.request().match_pattern(), res.status()),
+        Err(e) => (None, e.as_response_error().status_code()),
     };
-    let (count, latency) = http_handles((route.unwrap_or_else(|| "unmatched".to_owned()), method, status));
+    let (count, latency) =
+        http_handles((route.unwrap_or_else(|| "unmatched".to_owned()), method, bounded::status(status)));
     count.increment(1);
     latency.record(started.elapsed().as_secs_f64());
     result

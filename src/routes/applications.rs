@@ -36,7 +36,7 @@ async fn record_pending(db: &DatabaseConnection, request: &ApplyRequest) -> Resu
 }
 
 /// The event of a request id that answered 202, if one did.
-async fn pending_event(db: &DatabaseConnection, request_id: &str) -> Result<Option<i64>, DbErr> {
+pub(crate) async fn pending_event(db: &DatabaseConnection, request_id: &str) -> Result<Option<i64>, DbErr> {
     let backend = db.get_database_backend();
     let sql = "SELECT event_id FROM pending_requests WHERE request_id = ?";
     let row = db.query_one_raw(Statement::from_sql_and_values(backend, sql, vec![request_id.into()])).await?;
@@ -146,6 +146,8 @@ pub(crate) async fn apply_as(
 ) -> Result<Applied, ApiError> {
     // per reader here, so the pages are limited as the API is (per address: the handler)
     RateLimits::check(state.limits.apply_per_user.as_ref(), &user.id)?;
+    // A token signed for an id with no account (a leaked secret, a deleted row) wins nothing.
+    state.accounts.confirm(&state.db, user.id).await?;
     let event = events::find(state, event_id).await?;
     let now = Utc::now();
     if now < event.opens_at {

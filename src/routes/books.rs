@@ -51,6 +51,8 @@ fn check_len(fields: &mut FieldErrors, name: &'static str, value: Option<&str>, 
         let n = v.trim().chars().count();
         if n < min || n > max {
             fields.insert(name, format!("must be {min} to {max} characters"));
+        } else if crate::text::refused(v) {
+            fields.insert(name, crate::text::REFUSED.into());
         }
     }
 }

@@ -123,6 +123,13 @@ pub(crate) async fn create_event(
     let title_len = new.title.trim().chars().count();
     if !(1..=200).contains(&title_len) {
         fields.insert("title", "must be 1 to 200 characters".into());
+    } else if crate::text::refused(&new.title) {
+        fields.insert("title", crate::text::REFUSED.into());
+    }
+    for (name, at) in [("opens_at", Some(new.opens_at)), ("closes_at", new.closes_at)] {
+        if let Some(problem) = at.and_then(crate::text::time_problem) {
+            fields.insert(name, problem.into());
+        }
     }
     if !(1..=MAX_QUANTITY).contains(&new.quantity) {
         fields.insert("quantity", format!("must be between 1 and {MAX_QUANTITY}"));

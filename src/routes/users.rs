@@ -32,10 +32,16 @@ pub(crate) fn per_ip(
     }
 }
 
+/// The throttle's key for this client: its peer address (`limits::client_key`), or the
+/// unspecified address when the connection has none.
+pub(crate) fn client_of(req: &HttpRequest) -> std::net::IpAddr {
+    req.peer_addr().map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |p| client_key(p.ip()))
+}
+
 /// A sign-up.
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct NewUser {
-    /// Trimmed and lower-cased; at most 254 characters.
+    /// Trimmed and lower-cased; at most 254 characters, printable ASCII only.
     #[schema(max_length = 254)]
     pub(crate) email: String,
     /// 8–128 characters.
@@ -53,9 +59,12 @@ fn validate(new: &NewUser) -> Result<(), ApiError> {
         && email.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
         })
-        && !email.contains(char::is_whitespace);
+        // Printable ASCII only: no zero-width or control character, no Cyrillic `а` or
+        // fullwidth `ａ` that would read like another reader's (or the admin's) address.
+        // An international domain is written in its ASCII form (`xn--…`).
+        && email.bytes().all(|b| b.is_ascii_graphic());
     if !valid_email {
-        fields.insert("email", "must be an email address".into());
+        fields.insert("email", "must be an email address of printable ASCII characters".into());
     }
     let chars = new.password.chars().count();
     if !(8..=MAX_PASSWORD_CHARS).contains(&chars) {
@@ -64,6 +73,8 @@ fn validate(new: &NewUser) -> Result<(), ApiError> {
     let name = new.name.trim().chars().count();
     if !(1..=100).contains(&name) {
         fields.insert("name", "must be 1 to 100 characters".into());
+    } else if crate::text::refused(&new.name) {
+        fields.insert("name", crate::text::REFUSED.into());
     }
     if fields.is_empty() { Ok(()) } else { Err(ApiError::Validation(fields)) }
 }
@@ -113,8 +124,9 @@ pub(crate) struct Credentials {
 }
 
 /// 200 `{access_token, token_type, expires_in}`; 401 on wrong credentials; 422 for an
-/// email or password longer than sign-up accepts; 429 after too many attempts for one email
-/// or from one address.
+/// email or password longer than sign-up accepts; 429 after too many attempts from one
+/// address (at all, or for one account) or for one account from addresses it never signed
+/// in from (`throttle`).
 #[utoipa::path(
     operation_id = "login",
     request_body = Credentials,
@@ -129,7 +141,7 @@ pub(crate) async fn login(
 ) -> Result<HttpResponse, ApiError> {
     per_ip(&req, state.limits.login_per_ip.as_ref())?;
     let Credentials { email, password } = body.into_inner().0;
-    let user = sign_in(&state, &email, password).await?;
+    let user = sign_in(&state, &email, password, client_of(&req)).await?;
     let token = state.tokens.issue(&user)?;
     Ok(HttpResponse::Ok().json(json!({
         "access_token": token,
@@ -143,6 +155,7 @@ pub(crate) async fn sign_in(
     state: &AppState,
     email: &str,
     password: String,
+    client: std::net::IpAddr,
 ) -> Result<user::Model, ApiError> {
     let email = email.trim().to_lowercase();
     // No account can have a longer one, and the limits below must not store it.
@@ -157,13 +170,13 @@ pub(crate) async fn sign_in(
         return Err(ApiError::Validation(fields));
     }
     // Counted before the password is checked: concurrent guesses cannot all slip through.
-    state.logins.attempt(&email)?;
+    state.logins.attempt(&email, client)?;
     let found = user::Entity::find().filter(user::Column::Email.eq(&email)).one(&state.db).await?;
     // An unknown email is checked against a dummy hash: both answers take as long.
     let verified = state.passwords.verify(found.as_ref().map(|u| u.password_hash.clone()), password).await?;
     let Some(user) = found.filter(|_| verified) else {
         return Err(ApiError::Unauthorized("wrong email or password"));
     };
-    state.logins.succeeded(&email);
+    state.logins.succeeded(&email, client);
     Ok(user)
 }

@@ -11,7 +11,7 @@ use crate::{
     error::ApiError,
     routes::{
         events,
-        users::{NewUser, per_ip, sign_in, sign_up},
+        users::{NewUser, client_of, per_ip, sign_in, sign_up},
     },
     state::AppState,
 };
@@ -74,8 +74,8 @@ pub(crate) async fn signup(
     per_ip(&req, state.limits.register_per_ip.as_ref())?;
     let SignUp { email, name, password, next, .. } = form.into_inner();
     let user = sign_up(&state, NewUser { email, password, name }).await?;
-    let token = state.tokens.issue(&user)?;
-    Ok(visitor.redirect(local_path(next.as_deref()), Some((&token, state.tokens.ttl_secs()))))
+    let (cookie, ttl) = visitor.session_for(&state, user.id).await?;
+    Ok(visitor.redirect(local_path(next.as_deref()), Some((&cookie, ttl))))
 }
 
 /// The sign-in form.
@@ -107,9 +107,9 @@ pub(crate) async fn login(
     visitor.check_csrf(&form.csrf)?;
     per_ip(&req, state.limits.login_per_ip.as_ref())?;
     let SignIn { email, password, next, .. } = form.into_inner();
-    let user = sign_in(&state, &email, password).await?;
-    let token = state.tokens.issue(&user)?;
-    Ok(visitor.redirect(local_path(next.as_deref()), Some((&token, state.tokens.ttl_secs()))))
+    let user = sign_in(&state, &email, password, client_of(&req)).await?;
+    let (cookie, ttl) = visitor.session_for(&state, user.id).await?;
+    Ok(visitor.redirect(local_path(next.as_deref()), Some((&cookie, ttl))))
 }
 
 #[derive(Debug, Deserialize)]
@@ -117,10 +117,18 @@ pub(crate) struct Plain {
     csrf: String,
 }
 
-/// Signs out: the session cookie is cleared.
+/// Signs out: the account's sessions end on the server (every browser's), and the cookie
+/// is cleared.
 #[post("/logout")]
-pub(crate) async fn logout(visitor: Visitor, form: web::Form<Plain>) -> Result<HttpResponse, WebError> {
+pub(crate) async fn logout(
+    state: web::Data<AppState>,
+    visitor: Visitor,
+    form: web::Form<Plain>,
+) -> Result<HttpResponse, WebError> {
     visitor.check_csrf(&form.csrf)?;
+    if let Some(user) = &visitor.user {
+        super::session::end_all(&state.db, user.id).await.map_err(ApiError::from)?;
+    }
     Ok(visitor.redirect("/", Some(("", 0))))
 }
 

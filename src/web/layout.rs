@@ -91,6 +91,13 @@ fn explain(err: &ApiError) -> &'static str {
             "지금은 처리할 수 없습니다. 아무것도 기록되지 않았으니 다시 시도해 주세요."
         }
         "invalid_query" | "invalid_json" => "요청이 올바르지 않습니다.",
+        "idempotency_key_reused" => {
+            "이 신청 양식은 이미 다른 나눔에 쓰였습니다. 페이지를 새로 고친 뒤 다시 신청해 주세요."
+        }
+        "payload_too_large" => "보낸 내용이 너무 큽니다.",
+        "conflict" => "다른 항목이 이것을 쓰고 있어 바꿀 수 없습니다.",
+        "engine_unavailable" => "이 검색 방식은 지금 쓸 수 없습니다.",
+        "overloaded" => "지금 요청이 많습니다. 아무것도 기록되지 않았으니 잠시 후 다시 시도해 주세요.",
         _ => "서버 오류가 났습니다. 잠시 후 다시 시도해 주세요.",
     }
 }

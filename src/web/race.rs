@@ -15,7 +15,7 @@ use super::{Visitor, WebError, catalogue::encode, layout};
 use crate::{
     error::ApiError,
     routes::{
-        applications::{Applied, apply_as, owner_of},
+        applications::{Applied, apply_as, owner_of, pending_event},
         books, events,
         users::per_ip,
     },
@@ -206,6 +206,10 @@ pub(crate) async fn request(
                     _ => Answer::Pending(request_id.clone()),
                 };
                 (Some(done.event_id), answer)
+            }
+            // Never queued nor answered: 404, as the API answers.
+            None if pending_event(&state.db, &request_id).await.map_err(ApiError::from)?.is_none() => {
+                return Err(ApiError::NotFound("application").into());
             }
             None => (None, Answer::Pending(request_id.clone())),
         }

@@ -1,11 +1,14 @@
-//! Memory stays bounded under abuse. The real binary (its own
-//! process, so its resident set is its own) at the production argon2 cost takes 10,000 failed
-//! logins with distinct 1 KB emails, failed logins with distinct emails of the longest
-//! accepted length, and 100 concurrent logins; its peak resident set (`VmHWM`) must stay
-//! under 150 MB.
+//! Memory stays bounded under abuse, in the real binary (its own process, so its resident
+//! set and its metrics recorder are its own):
+//!
+//! - at the production argon2 cost it takes 10,000 failed logins with distinct 1 KB emails,
+//!   failed logins with distinct emails of the longest accepted length, and 100 concurrent
+//!   logins; its peak resident set (`VmHWM`) must stay under 150 MB;
+//! - 10,000 requests with distinct invented methods, paths and header values leave `/metrics`
+//!   under 256 KB, the resident set within 16 MB of idle, and every log line under 1 KB.
 
 use std::{
-    path::Path,
+    path::{Path, PathBuf},
     process::Stdio,
     time::{Duration, Instant},
 };
@@ -37,10 +40,17 @@ fn resident_mb(pid: u32) -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn memory_stays_under_150_mb_through_failed_login_floods_and_concurrent_logins() {
-    let dir = std::env::temp_dir().join(format!("nanum-memory-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).expect("dir");
+/// A `nanum serve` on a fresh SQLite file in `dir` with `env` on top of the test preset,
+/// its stderr written to `stderr` (or dropped): the child, its pid and its base URL.
+async fn serve(
+    dir: &Path,
+    env: &[(&str, &str)],
+    stderr: Option<&Path>,
+) -> (tokio::process::Child, u32, String) {
+    let stderr = match stderr {
+        Some(path) => Stdio::from(std::fs::File::create(path).expect("stderr file")),
+        None => Stdio::null(),
+    };
     let mut child = tokio::process::Command::new(Path::new(env!("CARGO_BIN_EXE_nanum")))
         .arg("serve")
         .env("APP_ENV", "test")
@@ -48,17 +58,9 @@ async fn memory_stays_under_150_mb_through_failed_login_floods_and_concurrent_lo
         .env("APP__DATABASE__URL", format!("sqlite://{}?mode=rwc", dir.join("n.db").display()))
         .env("APP__SEARCH__INDEX_DIR", dir.join("index"))
         .env("APP__SERVER__PORT", "0")
-        // The production cost: what an unbounded number of concurrent hashes would multiply.
-        .env("APP__AUTH__ARGON2__MEMORY_KIB", "19456")
-        .env("APP__AUTH__ARGON2__ITERATIONS", "2")
-        // Per-IP limits off: one test client stands for many attackers' addresses, so every
-        // email reaches the failed-login counter.
-        .env("APP__RATE_LIMIT__ENABLED", "false")
-        // Long enough that all 100 concurrent logins are hashed, one slot after another.
-        .env("APP__AUTH__HASH_MAX_WAIT_MS", "60000")
-        .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .kill_on_drop(true)
         .spawn()
         .expect("spawn nanum");
@@ -71,7 +73,30 @@ async fn memory_stays_under_150_mb_through_failed_login_floods_and_concurrent_lo
         .expect("a line");
     let base =
         line.strip_prefix("nanum listening on ").and_then(|r| r.split_whitespace().next()).expect(&line);
-    let base = base.to_owned();
+    (child, pid, base.to_owned())
+}
+
+fn fresh_dir(what: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("nanum-{what}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_stays_under_150_mb_through_failed_login_floods_and_concurrent_logins() {
+    let dir = fresh_dir("memory");
+    let env = [
+        // The production cost: what an unbounded number of concurrent hashes would multiply.
+        ("APP__AUTH__ARGON2__MEMORY_KIB", "19456"),
+        ("APP__AUTH__ARGON2__ITERATIONS", "2"),
+        // Per-IP limits off: one test client stands for many attackers' addresses, so every
+        // email reaches the failed-login counter.
+        ("APP__RATE_LIMIT__ENABLED", "false"),
+        // Long enough that all 100 concurrent logins are hashed, one slot after another.
+        ("APP__AUTH__HASH_MAX_WAIT_MS", "60000"),
+        ("RUST_LOG", "warn"),
+    ];
+    let (mut child, pid, base) = serve(&dir, &env, None).await;
     let client = reqwest::Client::builder().timeout(Duration::from_secs(120)).build().expect("client");
     let started = Instant::now();
     let (idle, _) = resident_mb(pid);
@@ -127,4 +152,68 @@ async fn memory_stays_under_150_mb_through_failed_login_floods_and_concurrent_lo
         started.elapsed().as_secs_f64()
     );
     assert!(peak < LIMIT_MB, "peak resident {peak:.1} MB ≥ {LIMIT_MB} MB");
+}
+
+/// Distinct requests sent by the label test, and the length of each invented part.
+const DISTINCT: usize = 10_000;
+const INVENTED_LEN: usize = 1_000;
+const METRICS_LIMIT_BYTES: usize = 256 * 1024;
+const GROWTH_LIMIT_MB: f64 = 16.0;
+const LOG_LINE_LIMIT_BYTES: usize = 1024;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invented_methods_paths_and_headers_leave_metrics_memory_and_log_lines_bounded() {
+    let dir = fresh_dir("labels");
+    let log = dir.join("stderr.log");
+    let env = [("RUST_LOG", "info,sqlx=warn"), ("APP__LOG__FORMAT", "json")];
+    let (mut child, pid, base) = serve(&dir, &env, Some(&log)).await;
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(120)).build().expect("client");
+    let warm =
+        client.get(format!("{base}/metrics")).send().await.expect("metrics").text().await.expect("body");
+    let (idle, _) = resident_mb(pid);
+    let started = Instant::now();
+    let filler = "X".repeat(INVENTED_LEN);
+    let send = |i: usize| {
+        // every third request a standard method, so matched routes see invented paths too
+        let method = match i % 3 {
+            0 => reqwest::Method::GET,
+            _ => reqwest::Method::from_bytes(format!("M{i:06}{filler}").as_bytes()).expect("a token"),
+        };
+        let path = match i % 2 {
+            0 => "/health/live".to_owned(),
+            _ => format!("/x{i}/{filler}"),
+        };
+        let url = format!("{base}{path}?q={i}{filler}");
+        let request = client
+            .request(method, url)
+            .header("User-Agent", format!("agent-{i}-{filler}"))
+            .header("X-Request-Id", format!("id-{i}-{filler}"))
+            .header(format!("x-invented-{i}"), format!("{i}{filler}"));
+        async move { request.send().await.expect("an answer, never a dropped connection").status() }
+    };
+    let statuses: Vec<StatusCode> =
+        futures::stream::iter((0..DISTINCT).map(send)).buffer_unordered(16).collect().await;
+    assert!(statuses.iter().all(|s| s.is_client_error() || s.is_success()), "{statuses:?}");
+    let metrics =
+        client.get(format!("{base}/metrics")).send().await.expect("metrics").text().await.expect("body");
+    let (rss, _) = resident_mb(pid);
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+    let text = std::fs::read_to_string(&log).expect("log");
+    let longest = text.lines().map(str::len).max().unwrap_or(0);
+    let access = text.lines().filter(|l| l.contains("nanum::access")).count();
+    let _ = std::fs::remove_dir_all(&dir);
+    println!(
+        "{DISTINCT} invented requests in {:.1} s: /metrics {} B before, {} B after (limit {METRICS_LIMIT_BYTES}); \
+         resident {idle:.1} → {rss:.1} MB (limit +{GROWTH_LIMIT_MB}); {access} access lines, longest log line \
+         {longest} B (limit {LOG_LINE_LIMIT_BYTES})",
+        started.elapsed().as_secs_f64(),
+        warm.len(),
+        metrics.len()
+    );
+    assert!(metrics.len() < METRICS_LIMIT_BYTES, "/metrics is {} bytes", metrics.len());
+    assert!(!metrics.contains(&filler), "request data became a label");
+    assert!(rss - idle < GROWTH_LIMIT_MB, "resident set grew {:.1} MB", rss - idle);
+    assert!(access >= DISTINCT, "one access line per request: {access}");
+    assert!(longest < LOG_LINE_LIMIT_BYTES, "a log line of {longest} bytes");
 }

@@ -10,25 +10,30 @@ use strategies::{StrategyName, contract};
 
 use crate::helpers::{TestApp, body, spawn_app, spawn_configured};
 
+/// `fields` as an `application/x-www-form-urlencoded` body.
+pub(crate) fn form_body(fields: &[(&str, &str)]) -> String {
+    fields.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect::<Vec<_>>().join("&")
+}
+
 /// A browser session: its own cookies, no redirects followed.
-struct Browser {
+pub(crate) struct Browser {
     base: String,
-    client: reqwest::Client,
-    cookies: HashMap<String, String>,
+    pub(crate) client: reqwest::Client,
+    pub(crate) cookies: HashMap<String, String>,
 }
 
 /// One answer: status, the `Set-Cookie` lines, `Location`, the HTML.
-struct Page {
-    status: StatusCode,
-    set_cookies: Vec<String>,
-    location: Option<String>,
-    content_type: String,
-    html: String,
+pub(crate) struct Page {
+    pub(crate) status: StatusCode,
+    pub(crate) set_cookies: Vec<String>,
+    pub(crate) location: Option<String>,
+    pub(crate) content_type: String,
+    pub(crate) html: String,
 }
 
 impl Page {
     /// The value of the first `name="{name}" value="…"` in the HTML.
-    fn field(&self, name: &str) -> String {
+    pub(crate) fn field(&self, name: &str) -> String {
         let needle = format!("name=\"{name}\" value=\"");
         let start = self.html.find(&needle).unwrap_or_else(|| panic!("no field {name} in {}", self.html))
             + needle.len();
@@ -45,7 +50,7 @@ impl Page {
 }
 
 impl Browser {
-    fn new(app: &TestApp) -> Self {
+    pub(crate) fn new(app: &TestApp) -> Self {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(std::time::Duration::from_secs(60))
@@ -54,11 +59,11 @@ impl Browser {
         Self { base: app.address.clone(), client, cookies: HashMap::new() }
     }
 
-    fn cookie_header(&self) -> String {
+    pub(crate) fn cookie_header(&self) -> String {
         self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
     }
 
-    async fn read(&mut self, response: reqwest::Response) -> Page {
+    pub(crate) async fn read(&mut self, response: reqwest::Response) -> Page {
         let status = response.status();
         let headers = response.headers().clone();
         let set_cookies: Vec<String> = headers
@@ -84,7 +89,7 @@ impl Browser {
         Page { status, set_cookies, location, content_type, html }
     }
 
-    async fn get(&mut self, path: &str) -> Page {
+    pub(crate) async fn get(&mut self, path: &str) -> Page {
         let response = self
             .client
             .get(format!("{}{path}", self.base))
@@ -95,8 +100,8 @@ impl Browser {
         self.read(response).await
     }
 
-    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
-        let form = fields.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect::<Vec<_>>().join("&");
+    pub(crate) async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let form = form_body(fields);
         let response = self
             .client
             .post(format!("{}{path}", self.base))
@@ -110,7 +115,7 @@ impl Browser {
     }
 
     /// Signs up a new reader through the form; returns the email.
-    async fn sign_up(&mut self) -> String {
+    pub(crate) async fn sign_up(&mut self) -> String {
         let email = format!("web-{}@example.com", uuid::Uuid::new_v4().simple());
         let form = self.get("/signup").await;
         let csrf = form.field("csrf");
@@ -131,13 +136,13 @@ impl Browser {
     }
 
     /// Signs in through the form.
-    async fn sign_in(&mut self, email: &str, password: &str) -> Page {
+    pub(crate) async fn sign_in(&mut self, email: &str, password: &str) -> Page {
         let csrf = self.get("/login").await.field("csrf");
         self.post("/login", &[("csrf", &csrf), ("email", email), ("password", password)]).await
     }
 
     /// Opens the event page and presses apply; returns (the answer, the key sent).
-    async fn apply(&mut self, event: i64) -> (Page, String, String) {
+    pub(crate) async fn apply(&mut self, event: i64) -> (Page, String, String) {
         let page = self.get(&format!("/events/{event}")).await;
         let (csrf, key) = (page.field("csrf"), page.field("key"));
         (self.post(&format!("/events/{event}/apply"), &[("csrf", &csrf), ("key", &key)]).await, csrf, key)
