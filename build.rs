@@ -24,10 +24,9 @@ fn git_commit() -> Option<String> {
     // commit). Only existing files: a missing one would make cargo rerun this every build.
     let branch = git(&manifest_dir, &["symbolic-ref", "-q", "HEAD"]);
     for name in ["HEAD", "packed-refs"].into_iter().chain(branch.as_deref()) {
-        if let Some(path) = git(&manifest_dir, &["rev-parse", "--path-format=absolute", "--git-path", name]) {
-            if Path::new(&path).exists() {
-                println!("cargo::rerun-if-changed={path}");
-            }
+        let path = git(&manifest_dir, &["rev-parse", "--path-format=absolute", "--git-path", name]);
+        if let Some(path) = path.filter(|p| Path::new(p).exists()) {
+            println!("cargo::rerun-if-changed={path}");
         }
     }
     git(&manifest_dir, &["rev-parse", "--short=12", "HEAD"])

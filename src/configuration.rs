@@ -298,7 +298,8 @@ pub fn load_for(environment: &str, overrides: &[(&str, String)]) -> Result<Setti
     }
     let mut settings: Settings = builder.build()?.try_deserialize()?;
     let hostname = crate::instance::hostname();
-    crate::instance::resolve(&mut settings.instance, hostname.as_deref()).map_err(config::ConfigError::Message)?;
+    crate::instance::resolve(&mut settings.instance, hostname.as_deref())
+        .map_err(config::ConfigError::Message)?;
     Ok(settings)
 }
 

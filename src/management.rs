@@ -46,13 +46,10 @@ pub fn bind(state: &web::Data<AppState>) -> anyhow::Result<Option<Management>> {
     let port = listener.local_addr()?.port();
     let state = state.clone();
     let server = HttpServer::new(move || {
-        App::new()
-            .app_data(state.clone())
-            .service(health::live)
-            .service(health::ready)
-            .route("/metrics", web::get().to(|state: web::Data<AppState>| async move {
-                prometheus::exposition(&state).await
-            }))
+        App::new().app_data(state.clone()).service(health::live).service(health::ready).route(
+            "/metrics",
+            web::get().to(|state: web::Data<AppState>| async move { prometheus::exposition(&state).await }),
+        )
     })
     // Probes and scrapes: one worker is plenty, and it must not take a core per CPU.
     .workers(1)

@@ -155,8 +155,12 @@ async fn a_statefulset_pod_hostname_sets_the_instance_index() {
     ];
     let mut server = Process::start(&["serve"], &env);
     let address = server.address().await;
-    let b: serde_json::Value =
-        reqwest::get(format!("{address}/api/v1/strategy")).await.expect("strategy").json().await.expect("json");
+    let b: serde_json::Value = reqwest::get(format!("{address}/api/v1/strategy"))
+        .await
+        .expect("strategy")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(b["instance"], serde_json::json!({ "index": 3, "count": 5 }), "{b}");
 }
 
