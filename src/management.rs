@@ -14,6 +14,10 @@ use crate::{
     state::AppState,
 };
 
+/// Marks the management listener's app: `/metrics` answers there whatever the settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Listener;
+
 /// A bound management server, not yet running.
 pub struct Management {
     port: u16,
@@ -46,10 +50,12 @@ pub fn bind(state: &web::Data<AppState>) -> anyhow::Result<Option<Management>> {
     let port = listener.local_addr()?.port();
     let state = state.clone();
     let server = HttpServer::new(move || {
-        App::new().app_data(state.clone()).service(health::live).service(health::ready).route(
-            "/metrics",
-            web::get().to(|state: web::Data<AppState>| async move { prometheus::exposition(&state).await }),
-        )
+        App::new()
+            .app_data(state.clone())
+            .app_data(Listener)
+            .service(health::live)
+            .service(health::ready)
+            .service(prometheus::metrics)
     })
     // Probes and scrapes: one worker is plenty, and it must not take a core per CPU.
     .workers(1)
