@@ -20,14 +20,21 @@ RUN mkdir -p src benches strategies/src load/src \
     && rm -rf src strategies/src load/src benches
 
 FROM deps AS build
+COPY build.rs build.rs
 COPY src src
 COPY strategies/src strategies/src
 COPY load/src load/src
 COPY benches benches
 COPY assets assets
+# src/configuration.rs compiles the default settings in (include_str!).
+COPY config config
+# The context has no .git: build.rs takes the commit from here
+# (docker build --build-arg NANUM_GIT_COMMIT=$(git rev-parse --short=12 HEAD) .).
+ARG NANUM_GIT_COMMIT=unknown
 # Touch the sources so cargo rebuilds them over the dummy targets' artifacts.
+# scripts/image-check builds exactly what these COPY lines take, without a daemon.
 RUN touch src/main.rs src/lib.rs strategies/src/lib.rs load/src/lib.rs \
-    && cargo build --release --locked --bin nanum \
+    && NANUM_GIT_COMMIT="$NANUM_GIT_COMMIT" cargo build --release --locked --bin nanum \
     && strip target/release/nanum
 
 FROM debian:bookworm-slim AS runtime
@@ -42,7 +49,8 @@ RUN mkdir -p data && chown -R nanum:nanum /app
 USER nanum
 ENV APP_ENV=production \
     APP__SERVER__PORT=8080
-EXPOSE 8080
+# 8080: the API; 9091 when APP__SERVER__MANAGEMENT_PORT=9091 (metrics and probes).
+EXPOSE 8080 9091
 # production refuses to start without APP__AUTH__JWT_SECRET and APP__AUTH__ADMIN_PASSWORD.
 ENTRYPOINT ["/usr/local/bin/nanum"]
 CMD ["serve"]

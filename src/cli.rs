@@ -1,6 +1,7 @@
 //! The `nanum` command line: `nanum [serve] [--strategy NAME] [--port N] …`, plus
 //! `nanum seed books --count N` (a generated catalogue), `nanum search reindex` (rebuild
-//! the index from the database; run it while no server holds the index), and the load
+//! the index from the database; run it while no server holds the index), `nanum migrate`
+//! (apply the migrations and exit; `src/migrate.rs`), and the load
 //! tools `nanum loadtest` and `nanum compare` (they live in the `nanum-load` crate; this
 //! file only hands them the binary, the configured backends and token minting).
 
@@ -8,13 +9,11 @@ use std::{sync::Arc, time::Duration};
 
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use sea_orm_migration::MigratorTrait;
 use strategies::{StrategyName, kafka::Role};
 
 use crate::{
     auth::TokenService,
     configuration::{self, Settings},
-    migration::Migrator,
     search::{SearchIndex, WriterBudget, outbox},
     seed,
     startup::Application,
@@ -22,7 +21,7 @@ use crate::{
 
 /// Book-giveaway service with selectable concurrency control.
 #[derive(Debug, Parser)]
-#[command(name = "nanum", version, about)]
+#[command(name = "nanum", version = crate::build_info::LONG_VERSION, about)]
 pub struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -34,6 +33,13 @@ pub struct Cli {
 enum Command {
     /// Serve the HTTP API (the default).
     Serve(ServeArgs),
+    /// Apply the pending database migrations and exit (a no-op when there are none; safe
+    /// beside starting servers: one lock per database).
+    Migrate {
+        /// database.url
+        #[arg(long)]
+        database_url: Option<String>,
+    },
     /// Generate data.
     #[command(subcommand)]
     Seed(SeedCommand),
@@ -140,6 +146,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             return seed_books(count, seed, database_url).await;
         }
         Some(Command::Search(SearchCommand::Reindex { database_url })) => return reindex(database_url).await,
+        Some(Command::Migrate { database_url }) => return migrate(database_url).await,
         Some(Command::Loadtest(args)) => {
             let tools = load_tools()?;
             return on_all_cores(move || async move {
@@ -212,13 +219,23 @@ where
     result.await.map_err(|_| anyhow::anyhow!("the load runtime stopped without an answer"))?
 }
 
-/// Settings with an optional `database.url` override, and a migrated connection.
-async fn connect(database_url: Option<String>) -> anyhow::Result<(Settings, sea_orm::DatabaseConnection)> {
+/// Settings with an optional `database.url` override, a migrated connection, and what
+/// the migration did.
+async fn connect(
+    database_url: Option<String>,
+) -> anyhow::Result<(Settings, sea_orm::DatabaseConnection, crate::migrate::Applied)> {
     let overrides: Vec<_> = database_url.map(|u| ("database.url", u)).into_iter().collect();
     let settings = configuration::load(&overrides).map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
     let db = crate::db::connect(&settings.database).await.map_err(anyhow::Error::msg)?;
-    Migrator::up(&db, None).await.map_err(|e| anyhow::anyhow!("database migration failed: {e}"))?;
-    Ok((settings, db))
+    let applied = crate::migrate::apply(&db, &settings.database).await?;
+    Ok((settings, db, applied))
+}
+
+async fn migrate(database_url: Option<String>) -> anyhow::Result<()> {
+    let (settings, _, done) = connect(database_url).await?;
+    let database = crate::db::redact(&settings.database.url);
+    println!("applied {} of {} migrations to {database}", done.applied, done.known);
+    Ok(())
 }
 
 /// A progress bar on stderr (drawn only on a terminal).
@@ -233,7 +250,7 @@ pub fn progress_bar(what: &str) -> ProgressBar {
 }
 
 async fn seed_books(count: u64, seed: u64, database_url: Option<String>) -> anyhow::Result<()> {
-    let (settings, db) = connect(database_url).await?;
+    let (settings, db, _) = connect(database_url).await?;
     let bar = progress_bar("seeding books");
     let report = seed::seed_books(&db, count, seed, &bar).await?;
     bar.finish();
@@ -251,7 +268,7 @@ async fn seed_books(count: u64, seed: u64, database_url: Option<String>) -> anyh
 }
 
 async fn reindex(database_url: Option<String>) -> anyhow::Result<()> {
-    let (settings, db) = connect(database_url).await?;
+    let (settings, db, _) = connect(database_url).await?;
     let index = Arc::new(SearchIndex::open(&settings.search.index_dir, WriterBudget::bulk())?);
     let bar = progress_bar("indexing books");
     let started = std::time::Instant::now();

@@ -91,6 +91,10 @@ pub struct ServerSettings {
     /// Worker threads; 0 = one per core.
     #[serde(default)]
     pub workers: usize,
+    /// A second listener (same host) for `/metrics` and the health probes; when set,
+    /// `/metrics` leaves the public port (`src/management.rs`). Unset: everything on `port`.
+    #[serde(default)]
+    pub management_port: Option<u16>,
 }
 
 /// `[database]`
@@ -130,6 +134,10 @@ pub struct InstanceSettings {
     /// `api`, `worker` or `all` (Kafka strategies: who produces, who consumes).
     #[serde(default)]
     pub role: Role,
+    /// Take `index` from the host name's trailing `-<n>` (a StatefulSet pod's ordinal;
+    /// `src/instance.rs`).
+    #[serde(default)]
+    pub index_from_hostname: bool,
 }
 
 /// A configured secret: `Debug` (and so every log line and error that formats settings)
@@ -288,7 +296,11 @@ pub fn load_for(environment: &str, overrides: &[(&str, String)]) -> Result<Setti
     for (key, value) in overrides {
         builder = builder.set_override(*key, value.as_str())?;
     }
-    builder.build()?.try_deserialize()
+    let mut settings: Settings = builder.build()?.try_deserialize()?;
+    let hostname = crate::instance::hostname();
+    crate::instance::resolve(&mut settings.instance, hostname.as_deref())
+        .map_err(config::ConfigError::Message)?;
+    Ok(settings)
 }
 
 /// True for a host that only this machine can reach.

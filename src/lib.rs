@@ -18,6 +18,10 @@
 //!   bound on concurrent password hashes; all bounded in memory.
 //! - [`db`], [`migration`], [`entities`]: database access; the race tables themselves are
 //!   defined in the `strategies` crate, which also holds every concurrency strategy.
+//! - [`migrate`]: the migrations applied once under a lock, however many processes start.
+//! - [`instance`]: `instance.index` from a StatefulSet pod's host name.
+//! - [`management`]: the optional `server.management_port` listener (metrics, health).
+//! - [`build_info`]: version and commit (`nanum --version`, `nanum_build_info`).
 //! - [`search`]: catalogue search — the tantivy index, the outbox that keeps it following
 //!   the database, and the `like` / `fulltext` / `tantivy` engines side by side.
 //! - [`telemetry`]: Prometheus metrics (recorder, HTTP middleware, `GET /metrics`).
@@ -33,14 +37,18 @@ pub mod accounts;
 pub mod auth;
 pub mod bounded;
 pub mod breaker;
+pub mod build_info;
 pub mod cli;
 pub mod configuration;
 pub mod db;
 pub mod entities;
 pub mod error;
 pub mod event_cache;
+pub mod instance;
 pub mod limits;
 pub mod logging;
+pub mod management;
+pub mod migrate;
 pub mod migration;
 pub mod routes;
 pub mod search;

@@ -6,7 +6,6 @@ use std::{net::TcpListener, sync::Arc, time::Duration};
 
 use actix_web::{App, HttpServer, dev::Server, middleware, web};
 use sea_orm::DatabaseConnection;
-use sea_orm_migration::MigratorTrait;
 use strategies::{Backends, StrategyName, build_strategy, kafka::Placement, redis_pool};
 use utoipa_actix_web::AppExt;
 
@@ -17,9 +16,7 @@ use crate::{
     db,
     event_cache::EventCache,
     limits::{HashGate, RateLimits},
-    logging,
-    migration::Migrator,
-    routes,
+    logging, routes,
     search::{
         SearchIndex, WriterBudget,
         outbox::{self, SyncConfig},
@@ -33,6 +30,7 @@ use crate::{
 pub struct Application {
     port: u16,
     server: Server,
+    management: Option<crate::management::Management>,
 }
 
 impl Application {
@@ -46,8 +44,9 @@ impl Application {
         settings.check().map_err(anyhow::Error::msg)?;
         // before anything registers a metric (the strategy's handles are taken when built)
         let metrics = telemetry::install();
+        crate::build_info::register(&settings);
         let db = db::connect(&settings.database).await.map_err(anyhow::Error::msg)?;
-        Migrator::up(&db, None).await.map_err(|e| anyhow::anyhow!("database migration failed: {e}"))?;
+        crate::migrate::apply(&db, &settings.database).await?;
         let gate = HashGate::new(
             settings.auth.hash_concurrency,
             Duration::from_millis(settings.auth.hash_max_wait_ms),
@@ -111,6 +110,7 @@ impl Application {
             accounts: crate::accounts::KnownAccounts::new(settings_max_keys),
             metrics,
         });
+        let management = crate::management::bind(&state)?;
         // Built once from the same registration every worker does below.
         let api = routes::openapi_document();
         let mut server = HttpServer::new(move || {
@@ -132,12 +132,17 @@ impl Application {
             server = server.workers(workers);
         }
         let server = server.listen(listener)?.run();
-        Ok(Self { port, server })
+        Ok(Self { port, server, management })
     }
 
     /// The bound port (useful when configured as 0).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The management listener's port, when `server.management_port` is set.
+    pub fn management_port(&self) -> Option<u16> {
+        self.management.as_ref().map(crate::management::Management::port)
     }
 
     /// Serves until SIGINT/SIGTERM (actix-web's signal handling drains in-flight requests
@@ -147,7 +152,7 @@ impl Application {
     ///
     /// I/O errors of the server.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        crate::management::run_beside(self.server, self.management).await
     }
 }
 

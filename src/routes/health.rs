@@ -17,7 +17,8 @@ pub(crate) async fn live() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-/// 200 when every configured backend answers, 503 (with the failing one marked) otherwise.
+/// 200 when every configured backend answers, 503 (with the failing one marked) otherwise;
+/// either way the body names the build (`version`, `commit`).
 /// Answers within a second whatever is down: the checks run at once, each bounded by
 /// [`breaker::PROBE_TIMEOUT`], and a backend whose breaker is open is reported down without
 /// asking it again (its breaker's probe is already asking). A failed check opens the
@@ -67,6 +68,9 @@ pub(crate) async fn ready(state: web::Data<AppState>) -> HttpResponse {
     body["search"] =
         json!(if !sync.sync_enabled || state.search.sync_alive(within) { "ok" } else { "unavailable" });
     let healthy = body.as_object().is_some_and(|o| o.values().all(|v| v == "ok"));
+    // After the verdict: which build answered is information, not a check.
+    body["version"] = json!(crate::build_info::VERSION);
+    body["commit"] = json!(crate::build_info::COMMIT);
     if healthy { HttpResponse::Ok().json(body) } else { HttpResponse::ServiceUnavailable().json(body) }
 }
 

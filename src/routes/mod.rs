@@ -4,9 +4,9 @@
 pub(crate) mod applications;
 pub(crate) mod books;
 pub(crate) mod events;
-mod health;
+pub(crate) mod health;
 pub mod openapi;
-mod prometheus;
+pub(crate) mod prometheus;
 pub(crate) mod search;
 mod strict;
 pub(crate) mod users;

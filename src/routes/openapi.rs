@@ -54,7 +54,7 @@ pub const ERRORS: &[(&str, &[&str])] = &[
     ("live", &[]),
     ("ready", &[]),
     ("strategy", &[]),
-    ("metrics", &[]),
+    ("metrics", &["not_found"]),
     (
         "register",
         &[
@@ -272,6 +272,10 @@ pub(crate) struct Readiness {
     #[schema(required = false)]
     kafka: Option<String>,
     search: String,
+    /// This binary's version (`nanum --version`).
+    version: String,
+    /// The commit it was built from, `unknown` when the build could not tell.
+    commit: String,
 }
 
 /// This instance's index among `count`.

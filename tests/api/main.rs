@@ -5,6 +5,7 @@ mod applications;
 mod books;
 mod cluster;
 mod compare;
+mod deploy;
 mod docs;
 mod events;
 mod hardening;
