@@ -173,7 +173,7 @@ fn open_search(settings: &Settings, db: &DatabaseConnection) -> anyhow::Result<A
 
 /// The Redis pool when `redis.url` is set. Unreachable Redis stops the start only when the
 /// strategy needs it; otherwise it is reported by readiness.
-async fn connect_redis(settings: &Settings) -> anyhow::Result<Option<deadpool_redis::Pool>> {
+async fn connect_redis(settings: &Settings) -> anyhow::Result<Option<strategies::redis_pool::Pool>> {
     let url = settings.redis.url.as_str();
     if url.is_empty() {
         return Ok(None);

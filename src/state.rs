@@ -24,7 +24,7 @@ pub struct AppState {
     /// The configured concurrency strategy.
     pub strategy: Arc<dyn ConcurrencyStrategy>,
     /// Redis, when `redis.url` is set (for readiness; the strategy holds its own handle).
-    pub redis: Option<deadpool_redis::Pool>,
+    pub redis: Option<strategies::redis_pool::Pool>,
     /// Settings as loaded.
     pub settings: Settings,
     /// argon2id.

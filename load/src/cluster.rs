@@ -93,6 +93,13 @@ impl Cluster {
     }
 }
 
+impl Instance {
+    /// The process id (to pause it with SIGSTOP, say), while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+}
+
 impl Drop for Instance {
     fn drop(&mut self) {
         // SIGKILL now rather than when the child handle drops, so the folders below are no

@@ -155,7 +155,7 @@ pub struct Backends {
     /// The database (always).
     pub db: DatabaseConnection,
     /// Redis, when `redis.url` is set.
-    pub redis: Option<deadpool_redis::Pool>,
+    pub redis: Option<crate::redis_pool::Pool>,
     /// Namespace of this deployment's Redis keys (one per database, so tests and
     /// deployments sharing a Redis never see each other's locks and counters).
     pub redis_prefix: String,

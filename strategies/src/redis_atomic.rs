@@ -13,13 +13,13 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use deadpool_redis::{Pool, redis::Script};
+use deadpool_redis::redis::Script;
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 
 use crate::{
     Backend, ApplyOutcome, ApplyRequest, BuildError, ConcurrencyStrategy, StrategyError, StrategyName,
     probes::{StrategyProbes, probes},
-    redis_pool::unavailable,
+    redis_pool::{Pool, unavailable},
     registry::Parts,
     schema,
     section::{self, Gate},

@@ -20,7 +20,7 @@ use std::{
 };
 
 use async_trait::async_trait;
-use deadpool_redis::{Pool, redis::Script};
+use deadpool_redis::redis::Script;
 use sea_orm::DatabaseConnection;
 use serde::{Deserialize, Serialize};
 
@@ -29,7 +29,7 @@ use crate::{
     backoff::Backoff,
     event_locks::EventLocks,
     probes::{StrategyProbes, probes},
-    redis_pool::unavailable,
+    redis_pool::{Pool, unavailable},
     registry::Parts,
     section::{self, Attempt, Gate},
     sold_out::SoldOutBook,

@@ -20,7 +20,7 @@
 
 use std::sync::Arc;
 
-use deadpool_redis::Pool;
+use crate::redis_pool::Pool;
 use sea_orm::DatabaseConnection;
 
 use crate::{

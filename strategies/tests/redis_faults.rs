@@ -6,7 +6,8 @@
 
 use std::time::{Duration, Instant};
 
-use deadpool_redis::{Pool, redis::AsyncCommands};
+use deadpool_redis::redis::AsyncCommands;
+use strategies::redis_pool::Pool;
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use strategies::{
     ApplyOutcome, ApplyRequest, Backends, ConcurrencyConfig, StrategyError, StrategyName, build_strategy,

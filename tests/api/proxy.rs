@@ -1,11 +1,14 @@
 //! A TCP proxy a test can cut and restore, to simulate a backend outage (a crashed
 //! server: open connections drop, new ones are refused) without stopping the shared
-//! service other tests use.
+//! service other tests use — or freeze and thaw (bytes held, connections kept open), to
+//! stall a client exactly where a network stall or a pause would.
 
 use std::sync::{Arc, Mutex};
 
 use tokio::{
-    net::{TcpListener, TcpStream},
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream, tcp::{OwnedReadHalf, OwnedWriteHalf}},
+    sync::watch,
     task::JoinHandle,
 };
 
@@ -15,6 +18,8 @@ pub struct Proxy {
     target: String,
     accept: Option<JoinHandle<()>>,
     connections: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    /// `true` while frozen: every byte waits.
+    frozen: watch::Sender<bool>,
 }
 
 impl Proxy {
@@ -25,6 +30,7 @@ impl Proxy {
             target: target.to_owned(),
             accept: None,
             connections: Arc::default(),
+            frozen: watch::Sender::new(false),
         };
         proxy.serve(listener);
         proxy
@@ -33,12 +39,16 @@ impl Proxy {
     fn serve(&mut self, listener: TcpListener) {
         let target = self.target.clone();
         let connections = Arc::clone(&self.connections);
+        let frozen = self.frozen.clone();
         self.accept = Some(tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
+            while let Ok((inbound, _)) = listener.accept().await {
                 let target = target.clone();
+                let (up, down) = (frozen.subscribe(), frozen.subscribe());
                 let conn = tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(&target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    if let Ok(outbound) = TcpStream::connect(&target).await {
+                        let (from_client, to_client) = inbound.into_split();
+                        let (from_server, to_server) = outbound.into_split();
+                        tokio::join!(pipe(from_client, to_server, up), pipe(from_server, to_client, down));
                     }
                 });
                 connections.lock().unwrap().push(conn);
@@ -56,8 +66,28 @@ impl Proxy {
         }
     }
 
+    /// Holds every byte in both directions until [`Proxy::thaw`]; connections stay open.
+    pub fn freeze(&self) {
+        self.frozen.send_replace(true);
+    }
+
+    pub fn thaw(&self) {
+        self.frozen.send_replace(false);
+    }
+
     pub async fn restore(&mut self) {
         let listener = TcpListener::bind(("127.0.0.1", self.port)).await.expect("re-bind proxy port");
         self.serve(listener);
     }
+}
+
+/// Copies one direction, waiting while frozen before each write.
+async fn pipe(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, mut frozen: watch::Receiver<bool>) {
+    let mut buf = vec![0u8; 16 * 1024];
+    while let Ok(n) = from.read(&mut buf).await {
+        if n == 0 || frozen.wait_for(|f| !*f).await.is_err() || to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
 }

@@ -101,7 +101,7 @@ pub fn test_redis_url() -> String {
 }
 
 /// A Redis pool for tests, or `None` (after [`service_absent`]) when Redis is absent.
-pub async fn test_redis() -> Option<deadpool_redis::Pool> {
+pub async fn test_redis() -> Option<crate::redis_pool::Pool> {
     match crate::redis_pool::connect(&test_redis_url(), 32).await {
         Ok(pool) => Some(pool),
         Err(e) => {
