@@ -21,8 +21,9 @@
 //! - [`telemetry`]: Prometheus metrics (recorder, HTTP middleware, `GET /metrics`).
 //! - [`seed`]: a generated catalogue (Korean and English) for measuring search.
 //! - [`web`]: the readers' pages (server-rendered Korean HTML, CSRF-protected forms).
-//! - [`cli`]: the `nanum` command line (`loadtest` and `compare` are in the `nanum-load`
-//!   crate, with the multi-instance harness the tests use).
+//! - [`cli`]: the `nanum` command line; [`load_tools`]: `loadtest` and `compare`, from the
+//!   `nanum-load` crate (with the multi-instance harness the tests use) when built with the
+//!   cargo feature `load`.
 
 pub mod auth;
 pub mod breaker;
@@ -33,6 +34,7 @@ pub mod entities;
 pub mod error;
 pub mod event_cache;
 pub mod limits;
+pub mod load_tools;
 pub mod logging;
 pub mod migration;
 pub mod routes;
