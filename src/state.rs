@@ -28,8 +28,8 @@ pub struct AppState {
     pub settings: Settings,
     /// argon2id.
     pub passwords: PasswordService,
-    /// JWT.
-    pub tokens: TokenService,
+    /// JWT (also app data of its own, for the `AuthUser` extractor).
+    pub tokens: Arc<TokenService>,
     /// Login attempts per email.
     pub logins: FailedLogins,
     /// Request rates per client IP and per user.
@@ -39,7 +39,7 @@ pub struct AppState {
     /// Events by id (immutable once created).
     pub events: EventCache,
     /// One circuit breaker per backend: fail fast while it is down.
-    pub breakers: Breakers,
+    pub breakers: Arc<Breakers>,
     /// The process's Prometheus recorder, rendered by `GET /metrics`.
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
 }

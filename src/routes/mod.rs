@@ -5,6 +5,7 @@ pub(crate) mod applications;
 pub(crate) mod books;
 pub(crate) mod events;
 mod health;
+pub(crate) mod idempotency;
 pub mod openapi;
 mod prometheus;
 pub(crate) mod search;

@@ -16,7 +16,7 @@ use crate::{
     ConcurrencyStrategy,
     kafka::{KafkaConfig, Placement},
     redis_lock::RedisLockConfig,
-    registry::{Parts, REGISTRY},
+    registry::Parts,
     sold_out::Shortcut,
 };
 
@@ -213,6 +213,7 @@ pub async fn build_strategy(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::REGISTRY;
 
     #[test]
     fn registry_names_every_variant_once() {
