@@ -21,7 +21,6 @@ use crate::{
     entities::user,
     error::ApiError,
     limits::HashGate,
-    state::AppState,
 };
 
 /// Why the start is refused when `auth.admin_email` belongs to a reader.
@@ -292,9 +291,10 @@ impl FromRequest for AuthUser {
 }
 
 fn authenticate(req: &HttpRequest) -> Result<AuthUser, ApiError> {
-    let state = req
-        .app_data::<web::Data<AppState>>()
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("AppState missing")))?;
+    // the token keys only, registered beside the application state (see `startup`)
+    let tokens = req
+        .app_data::<web::Data<TokenService>>()
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("TokenService missing from the app data")))?;
     let header = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
@@ -304,7 +304,7 @@ fn authenticate(req: &HttpRequest) -> Result<AuthUser, ApiError> {
         .ok()
         .and_then(|h| h.strip_prefix("Bearer "))
         .ok_or(ApiError::Unauthorized("the Authorization header must be `Bearer <token>`"))?;
-    let claims = state.tokens.check(token.trim())?;
+    let claims = tokens.check(token.trim())?;
     Ok(AuthUser { id: claims.sub, role: claims.role })
 }
 

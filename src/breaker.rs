@@ -11,9 +11,18 @@
 //!
 //! Nothing is lost by refusing early: a request refused here had no effect, exactly like the
 //! 503 it would have got after its timeout.
+//!
+//! Which backends a request needs is declared where its route is: every `/api/v1` route but
+//! `/api/v1/strategy` needs the database ([`fail_fast`]), and the apply routes — the API's
+//! and the web form's — also the strategy's own backends, through [`Breakers::refuse_apply`]
+//! at the top of their handlers. The breakers own what they probe (the pools and the
+//! strategy), so this module needs no application state.
 
 use std::{
-    sync::atomic::{AtomicBool, Ordering},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
@@ -21,14 +30,13 @@ use actix_web::{
     Error, ResponseError,
     body::{EitherBody, MessageBody},
     dev::{ServiceRequest, ServiceResponse},
-    http::Method,
     middleware::Next,
     web,
 };
-use sea_orm::ConnectionTrait;
-use strategies::Backend;
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+use strategies::{Backend, ConcurrencyStrategy};
 
-use crate::{error::ApiError, state::AppState};
+use crate::error::{ApiError, Outage};
 
 /// How often an open breaker's probe runs.
 pub const PROBE_EVERY: Duration = Duration::from_millis(200);
@@ -37,15 +45,15 @@ pub const PROBE_EVERY: Duration = Duration::from_millis(200);
 /// readiness answers within a second whatever is down.
 pub const PROBE_TIMEOUT: Duration = Duration::from_millis(800);
 
-/// Set on a 503 response by [`ApiError`] when a backend was found down.
-#[derive(Debug, Clone, Copy)]
-pub struct Outage(pub Backend);
-
-/// One breaker per backend.
-#[derive(Debug, Default)]
+/// One breaker per backend, and what their probes ask.
+#[derive(Debug)]
 pub struct Breakers {
     open: [AtomicBool; 3],
     probing: [AtomicBool; 3],
+    db: DatabaseConnection,
+    redis: Option<strategies::redis_pool::Pool>,
+    /// Asked for the Kafka check (its `health`), and for the backends an apply needs.
+    strategy: Arc<dyn ConcurrencyStrategy>,
 }
 
 fn slot(backend: Backend) -> usize {
@@ -53,6 +61,15 @@ fn slot(backend: Backend) -> usize {
 }
 
 impl Breakers {
+    /// Closed breakers over these backends.
+    pub fn new(
+        db: DatabaseConnection,
+        redis: Option<strategies::redis_pool::Pool>,
+        strategy: Arc<dyn ConcurrencyStrategy>,
+    ) -> Arc<Self> {
+        Arc::new(Self { open: Default::default(), probing: Default::default(), db, redis, strategy })
+    }
+
     /// Whether requests needing `backend` are refused at once.
     pub fn is_open(&self, backend: Backend) -> bool {
         self.open[slot(backend)].load(Ordering::Acquire)
@@ -78,86 +95,122 @@ impl Breakers {
 }
 
 /// Opens `backend`'s breaker and makes sure one probe task runs until it answers.
-pub fn trip(state: &web::Data<AppState>, backend: Backend) {
-    state.breakers.trip(backend);
-    if state.breakers.probing[slot(backend)].swap(true, Ordering::AcqRel) {
+pub fn trip(breakers: &Arc<Breakers>, backend: Backend) {
+    breakers.trip(backend);
+    if breakers.probing[slot(backend)].swap(true, Ordering::AcqRel) {
         return; // a probe is already running
     }
-    let state = state.clone();
+    let breakers = Arc::clone(breakers);
     actix_web::rt::spawn(async move {
         loop {
             tokio::time::sleep(PROBE_EVERY).await;
-            if probe(&state, backend).await.is_ok() {
-                state.breakers.close(backend);
+            if breakers.probe(backend).await.is_ok() {
+                breakers.close(backend);
                 break;
             }
         }
-        state.breakers.probing[slot(backend)].store(false, Ordering::Release);
+        breakers.probing[slot(backend)].store(false, Ordering::Release);
     });
 }
 
-/// The readiness check of one backend, bounded by [`PROBE_TIMEOUT`]. A backend that is not
-/// configured answers `Ok`.
-pub async fn probe(state: &AppState, backend: Backend) -> Result<(), String> {
-    let check = async {
-        match backend {
-            Backend::Database => {
-                state.db.execute_unprepared("SELECT 1").await.map(drop).map_err(|e| e.to_string())
+impl Breakers {
+    /// The readiness check of one backend, bounded by [`PROBE_TIMEOUT`]. A backend that is
+    /// not configured answers `Ok`.
+    pub async fn probe(&self, backend: Backend) -> Result<(), String> {
+        let check = async {
+            match backend {
+                Backend::Database => {
+                    self.db.execute_unprepared("SELECT 1").await.map(drop).map_err(|e| e.to_string())
+                }
+                Backend::Redis => match &self.redis {
+                    Some(redis) => strategies::redis_pool::ping(redis).await.map_err(|e| e.to_string()),
+                    None => Ok(()),
+                },
+                _ => {
+                    let checks = self.strategy.health().await;
+                    checks.into_iter().filter(|(name, _)| *name == backend.as_str()).try_for_each(|(_, r)| r)
+                }
             }
-            Backend::Redis => match &state.redis {
-                Some(redis) => strategies::redis_pool::ping(redis).await.map_err(|e| e.to_string()),
-                None => Ok(()),
-            },
-            _ => {
-                let checks = state.strategy.health().await;
-                checks.into_iter().filter(|(name, _)| *name == backend.as_str()).try_for_each(|(_, r)| r)
-            }
-        }
-    };
-    tokio::time::timeout(PROBE_TIMEOUT, check)
-        .await
-        .unwrap_or_else(|_| Err(format!("no answer within {PROBE_TIMEOUT:?}")))
-}
-
-/// The backends a request needs: the database for every API call, plus the strategy's own
-/// backends for an application.
-fn needs(req: &ServiceRequest, state: &AppState) -> Vec<Backend> {
-    let path = req.path();
-    if !path.starts_with("/api/v1/") || path == "/api/v1/strategy" {
-        return Vec::new();
+        };
+        tokio::time::timeout(PROBE_TIMEOUT, check)
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {PROBE_TIMEOUT:?}")))
     }
-    let mut needs = vec![Backend::Database];
-    if req.method() == Method::POST && path.starts_with("/api/v1/events/") && path.ends_with("/applications")
-    {
-        let n = state.strategy.name().needs();
-        if n.redis {
-            needs.push(Backend::Redis);
-        }
-        if n.kafka {
-            needs.push(Backend::Kafka);
+
+    /// 503 at once when one of `needs` is down.
+    ///
+    /// # Errors
+    ///
+    /// [`ApiError::BackendUnavailable`] naming the first open breaker.
+    pub fn refuse(&self, needs: impl IntoIterator<Item = Backend>) -> Result<(), ApiError> {
+        match needs.into_iter().find(|b| self.is_open(*b)) {
+            Some(down) => Err(ApiError::BackendUnavailable(
+                Some(down),
+                format!("{} is down (circuit open)", down.as_str()),
+            )),
+            None => Ok(()),
         }
     }
-    needs
+
+    /// Refuses an apply while the database or one of the strategy's own backends is down
+    /// (the API's and the web form's apply handlers call it first).
+    ///
+    /// # Errors
+    ///
+    /// [`ApiError::BackendUnavailable`] while one of them is down.
+    pub fn refuse_apply(&self) -> Result<(), ApiError> {
+        let needs = self.strategy.name().needs();
+        let own = [(needs.redis, Backend::Redis), (needs.kafka, Backend::Kafka)];
+        self.refuse(
+            std::iter::once(Backend::Database).chain(own.into_iter().filter_map(|(n, b)| n.then_some(b))),
+        )
+    }
 }
 
-/// The middleware: refuses at once what needs an open breaker's backend, and trips the
-/// breaker of a backend a response found down.
+/// The middleware around the whole app: trips the breaker of a backend a response found
+/// down, and refuses at once what needs the database while its breaker is open — every
+/// `/api/v1` route but `/api/v1/strategy` (which answers from memory).
 pub async fn fail_fast(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
-    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+    let Some(breakers) = req.app_data::<web::Data<Breakers>>().map(|b| b.clone().into_inner()) else {
         return next.call(req).await.map(ServiceResponse::map_into_left_body);
     };
-    if let Some(down) = needs(&req, &state).into_iter().find(|b| state.breakers.is_open(*b)) {
-        let refused =
-            ApiError::BackendUnavailable(Some(down), format!("{} is down (circuit open)", down.as_str()));
+    let path = req.path();
+    let needs_database = path.starts_with("/api/v1/") && path != "/api/v1/strategy";
+    if needs_database && let Err(refused) = breakers.refuse([Backend::Database]) {
         return Ok(req.into_response(refused.error_response()).map_into_right_body());
     }
     let response = next.call(req).await?;
     let outage = response.response().extensions().get::<Outage>().copied();
     if let Some(Outage(backend)) = outage {
-        trip(&state, backend);
+        trip(&breakers, backend);
     }
     Ok(response.map_into_left_body())
+}
+
+#[cfg(test)]
+mod tests {
+    use strategies::{ConcurrencyConfig, StrategyName};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn an_apply_is_refused_only_while_a_backend_its_strategy_needs_is_down() {
+        let db = sea_orm::Database::connect("sqlite::memory:").await.expect("in-memory SQLite");
+        let config = ConcurrencyConfig { strategy: StrategyName::NoControl, ..ConcurrencyConfig::default() };
+        let strategy =
+            strategies::build_strategy(&config, db.clone()).await.expect("`none` needs only the database");
+        let breakers = Breakers::new(db, None, strategy);
+        assert!(breakers.refuse_apply().is_ok());
+        breakers.trip(Backend::Redis);
+        assert!(breakers.refuse_apply().is_ok(), "`none` does not need Redis");
+        breakers.trip(Backend::Database);
+        let refused = breakers.refuse_apply();
+        assert!(
+            matches!(refused, Err(ApiError::BackendUnavailable(Some(Backend::Database), _))),
+            "{refused:?}"
+        );
+    }
 }

@@ -1,18 +1,16 @@
 //! The `nanum` command line: `nanum [serve] [--strategy NAME] [--port N] …`, plus
 //! `nanum seed books --count N` (a generated catalogue), `nanum search reindex` (rebuild
 //! the index from the database; run it while no server holds the index), `nanum migrate`
-//! (apply the migrations and exit; `src/migrate.rs`), and the load
-//! tools `nanum loadtest` and `nanum compare` (they live in the `nanum-load` crate; this
-//! file only hands them the binary, the configured backends and token minting).
+//! (apply the migrations and exit; `src/migrate.rs`), and the load tools `nanum loadtest`
+//! and `nanum compare` (built with the cargo feature `load`; see `load_tools`).
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use strategies::{StrategyName, kafka::Role};
 
 use crate::{
-    auth::TokenService,
     configuration::{self, Settings},
     search::{SearchIndex, WriterBudget, outbox},
     seed,
@@ -48,10 +46,10 @@ enum Command {
     Search(SearchCommand),
     /// HTTP load generator: keep-alive connections, fixed concurrency or arrival rate, HDR
     /// latency, a win rule — against any URL, or nanum processes it starts (--spawn).
-    Loadtest(Box<nanum_load::LoadtestArgs>),
+    Loadtest(Box<crate::load_tools::LoadtestArgs>),
     /// Every strategy the backends allow, raced over HTTP in four shapes beside the HTTP
     /// and SQL limits; writes reports/<timestamp>/ (table, results.json, charts).
-    Compare(Box<nanum_load::CompareArgs>),
+    Compare(Box<crate::load_tools::CompareArgs>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -147,20 +145,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Some(Command::Search(SearchCommand::Reindex { database_url })) => return reindex(database_url).await,
         Some(Command::Migrate { database_url }) => return migrate(database_url).await,
-        Some(Command::Loadtest(args)) => {
-            let tools = load_tools()?;
-            return on_all_cores(move || async move {
-                nanum_load::until_interrupted(nanum_load::loadtest::run(*args, &tools)).await
-            })
-            .await;
-        }
-        Some(Command::Compare(args)) => {
-            let tools = load_tools()?;
-            return on_all_cores(move || async move {
-                nanum_load::until_interrupted(nanum_load::compare::run(*args, &tools)).await
-            })
-            .await;
-        }
+        Some(Command::Loadtest(args)) => return crate::load_tools::loadtest(*args).await,
+        Some(Command::Compare(args)) => return crate::load_tools::compare(*args).await,
     };
     let settings =
         configuration::load(&args.overrides()).map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
@@ -180,43 +166,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     app.run_until_stopped().await?;
     println!("nanum stopped");
     Ok(())
-}
-
-/// What the load tools need from the server: this binary (to spawn), the configured
-/// backends (their defaults), and token minting exactly as the server signs.
-fn load_tools() -> anyhow::Result<nanum_load::Tools> {
-    let settings = configuration::load(&[]).map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
-    // Long enough for any run; the servers check only signature and expiry.
-    let ttl = Duration::from_secs(24 * 3600);
-    let mint: nanum_load::Mint = Arc::new(move |secret: &str, id: i64, role: &str| {
-        TokenService::with_secret(secret, ttl).issue_for(id, role).map_err(|e| anyhow::anyhow!("{e}"))
-    });
-    Ok(nanum_load::Tools {
-        binary: std::env::current_exe().map_err(|e| anyhow::anyhow!("finding this binary: {e}"))?,
-        mint,
-        database_url: settings.database.url,
-        redis_url: settings.redis.url,
-        kafka_brokers: settings.kafka.brokers,
-    })
-}
-
-/// Runs `work` on a multi-threaded runtime of its own: `main` runs on actix's
-/// single-threaded one, and a load generator on one thread would measure itself.
-async fn on_all_cores<F, Fut>(work: F) -> anyhow::Result<()>
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = anyhow::Result<()>>,
-{
-    let (done, result) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        let outcome = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .map_err(anyhow::Error::from)
-            .and_then(|runtime| runtime.block_on(work()));
-        let _ = done.send(outcome);
-    });
-    result.await.map_err(|_| anyhow::anyhow!("the load runtime stopped without an answer"))?
 }
 
 /// Settings with an optional `database.url` override, a migrated connection, and what

@@ -41,7 +41,7 @@ pub struct Settings {
     pub rate_limit: RateLimitSettings,
     /// Log format.
     #[serde(default)]
-    pub log: crate::logging::LogSettings,
+    pub log: LogSettings,
 }
 
 /// `[rate_limit]`: requests per minute per key (a burst of that size, refilled evenly);
@@ -367,6 +367,25 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// `log.format`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (the default; colours only on a terminal).
+    #[default]
+    Human,
+    /// One JSON object per line, with the request span's fields.
+    Json,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct LogSettings {
+    /// `human` or `json` (`config/production.toml` sets `json`).
+    #[serde(default)]
+    pub format: LogFormat,
 }
 
 #[cfg(test)]

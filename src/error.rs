@@ -10,8 +10,6 @@ use actix_web::{HttpResponse, ResponseError, http::StatusCode};
 use serde_json::json;
 use strategies::{Backend, StrategyError};
 
-use crate::breaker::Outage;
-
 /// Field name → what is wrong with it.
 pub type FieldErrors = BTreeMap<&'static str, String>;
 
@@ -176,6 +174,11 @@ impl ResponseError for ApiError {
         response
     }
 }
+
+/// Set on a 503 response by [`ApiError`] when a backend was found down; the breaker
+/// middleware reads it and answers for that backend at once until it is back.
+#[derive(Debug, Clone, Copy)]
+pub struct Outage(pub Backend);
 
 impl From<sea_orm::DbErr> for ApiError {
     fn from(err: sea_orm::DbErr) -> Self {

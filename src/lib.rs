@@ -30,8 +30,9 @@
 //!   it has never signed in from).
 //! - [`seed`]: a generated catalogue (Korean and English) for measuring search.
 //! - [`web`]: the readers' pages (server-rendered Korean HTML, CSRF-protected forms).
-//! - [`cli`]: the `nanum` command line (`loadtest` and `compare` are in the `nanum-load`
-//!   crate, with the multi-instance harness the tests use).
+//! - [`cli`]: the `nanum` command line; [`load_tools`]: `loadtest` and `compare`, from the
+//!   `nanum-load` crate (with the multi-instance harness the tests use) when built with the
+//!   cargo feature `load`.
 
 pub mod accounts;
 pub mod auth;
@@ -46,6 +47,7 @@ pub mod error;
 pub mod event_cache;
 pub mod instance;
 pub mod limits;
+pub mod load_tools;
 pub mod logging;
 pub mod management;
 pub mod migrate;

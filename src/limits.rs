@@ -96,6 +96,18 @@ pub fn client_key(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// Counts a request of this client against `limit` (the peer address: nanum does not trust
+/// forwarding headers).
+pub(crate) fn per_ip(
+    req: &actix_web::HttpRequest,
+    limit: Option<&KeyedLimit<IpAddr>>,
+) -> Result<(), ApiError> {
+    match req.peer_addr() {
+        Some(peer) => RateLimits::check(limit, &client_key(peer.ip())),
+        None => Ok(()),
+    }
+}
+
 /// The `[rate_limit]` limiters; each is `None` when switched off (0, or `enabled = false`).
 #[derive(Debug)]
 pub struct RateLimits {

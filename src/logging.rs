@@ -16,35 +16,16 @@ use actix_web::{
     http::header::{HeaderName, HeaderValue},
     middleware::Next,
 };
-use serde::Deserialize;
 use tracing::Instrument;
 use tracing_subscriber::EnvFilter;
 
 use crate::auth::AuthUser;
+pub use crate::configuration::LogFormat;
 
 /// The header a client may send its own request id in, and the one every answer carries.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// Longest request id taken from a client; a longer one is replaced by a generated one.
 pub const MAX_REQUEST_ID_LEN: usize = 64;
-
-/// `log.format`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// Human-readable lines (the default; colours only on a terminal).
-    #[default]
-    Human,
-    /// One JSON object per line, with the request span's fields.
-    Json,
-}
-
-/// `[log]`
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct LogSettings {
-    /// `human` or `json` (`config/production.toml` sets `json`).
-    #[serde(default)]
-    pub format: LogFormat,
-}
 
 /// Installs the global subscriber on stderr with `filter` (`RUST_LOG` wins when set).
 pub fn init(format: LogFormat, default_filter: &str) {

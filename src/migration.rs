@@ -70,7 +70,7 @@ fn id_col<T: IntoIden>(name: T) -> ColumnDef {
 struct Catalogue;
 
 // sea-orm-migration's trait elides the lifetime; naming it here would not match.
-#[allow(elided_lifetimes_in_paths)]
+#[expect(elided_lifetimes_in_paths, reason = "sea-orm-migration's trait elides the lifetime")]
 #[async_trait::async_trait]
 impl MigrationTrait for Catalogue {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
@@ -157,7 +157,7 @@ impl MigrationName for SearchOutbox {
     }
 }
 
-#[allow(elided_lifetimes_in_paths)]
+#[expect(elided_lifetimes_in_paths, reason = "sea-orm-migration's trait elides the lifetime")]
 #[async_trait::async_trait]
 impl MigrationTrait for SearchOutbox {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
@@ -212,7 +212,7 @@ impl MigrationName for PendingRequests {
     }
 }
 
-#[allow(elided_lifetimes_in_paths)]
+#[expect(elided_lifetimes_in_paths, reason = "sea-orm-migration's trait elides the lifetime")]
 #[async_trait::async_trait]
 impl MigrationTrait for PendingRequests {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
@@ -244,7 +244,7 @@ impl MigrationName for SearchLogAge {
     }
 }
 
-#[allow(elided_lifetimes_in_paths)]
+#[expect(elided_lifetimes_in_paths, reason = "sea-orm-migration's trait elides the lifetime")]
 #[async_trait::async_trait]
 impl MigrationTrait for SearchLogAge {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {

@@ -56,43 +56,16 @@ impl Application {
             .await
             .map_err(|e| anyhow::anyhow!("creating the admin account failed: {e}"))?;
         let redis = connect_redis(&settings).await?;
-        let redis_prefix = match settings.redis.key_prefix.as_str() {
-            "" => format!("nanum:{}", db::database_name(&settings.database.url)),
-            prefix => prefix.to_owned(),
-        };
-        let placement = Placement {
-            role: settings.instance.role,
-            index: settings.instance.index,
-            count: settings.instance.count,
-        };
-        let backends = Backends {
-            db: db.clone(),
-            redis: redis.clone(),
-            redis_prefix,
-            kafka: settings.kafka.clone(),
-            placement,
-        };
-        let strategy = build_strategy(&settings.concurrency, backends).await?;
-        strategy
-            .prepare()
-            .await
-            .map_err(|e| anyhow::anyhow!("preparing strategy {}: {e}", settings.concurrency.strategy))?;
-
+        let strategy = connect_strategy(&settings, &db, redis.clone()).await?;
         let search = open_search(&settings, &db)?;
 
-        let listener =
-            TcpListener::bind((settings.server.host.as_str(), settings.server.port)).map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot listen on {}:{}: {e} (server.port / APP__SERVER__PORT)",
-                    settings.server.host,
-                    settings.server.port
-                )
-            })?;
+        let listener = bind(&settings)?;
         let port = listener.local_addr()?.port();
         let workers = settings.server.workers;
         let settings_max_keys = settings.rate_limit.max_keys;
+        let breakers = Breakers::new(db.clone(), redis.clone(), Arc::clone(&strategy));
         let state = web::Data::new(AppState {
-            tokens: TokenService::new(&settings.auth),
+            tokens: Arc::new(TokenService::new(&settings.auth)),
             logins: LoginThrottle::new(
                 settings.auth.login_max_failures,
                 Duration::from_secs(settings.auth.login_window_secs),
@@ -106,7 +79,7 @@ impl Application {
             passwords,
             search,
             events: EventCache::default(),
-            breakers: Breakers::default(),
+            breakers: Arc::clone(&breakers),
             accounts: crate::accounts::KnownAccounts::new(settings_max_keys),
             metrics,
         });
@@ -116,6 +89,8 @@ impl Application {
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .app_data(web::Data::from(Arc::clone(&state.breakers)))
+                .app_data(web::Data::from(Arc::clone(&state.tokens)))
                 // the last `wrap` runs first: every answer, a breaker's included, is logged
                 // and measured
                 .wrap(middleware::from_fn(breaker::fail_fast))
@@ -193,4 +168,40 @@ async fn connect_redis(settings: &Settings) -> anyhow::Result<Option<strategies:
         tracing::warn!("{message}; continuing, the strategy does not need Redis");
     }
     Ok(Some(pool))
+}
+
+/// The configured strategy over the connected backends, prepared (its consumers started).
+async fn connect_strategy(
+    settings: &Settings,
+    db: &DatabaseConnection,
+    redis: Option<strategies::redis_pool::Pool>,
+) -> anyhow::Result<Arc<dyn strategies::ConcurrencyStrategy>> {
+    let redis_prefix = match settings.redis.key_prefix.as_str() {
+        "" => format!("nanum:{}", db::database_name(&settings.database.url)),
+        prefix => prefix.to_owned(),
+    };
+    let placement = Placement {
+        role: settings.instance.role,
+        index: settings.instance.index,
+        count: settings.instance.count,
+    };
+    let backends = Backends { db: db.clone(), redis, redis_prefix, kafka: settings.kafka.clone(), placement };
+    let strategy = build_strategy(&settings.concurrency, backends).await?;
+    strategy
+        .prepare()
+        .await
+        .map_err(|e| anyhow::anyhow!("preparing strategy {}: {e}", settings.concurrency.strategy))?;
+    Ok(strategy)
+}
+
+/// The listening socket (port 0: any free port, as the tests use).
+fn bind(settings: &Settings) -> anyhow::Result<TcpListener> {
+    let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port)).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot listen on {}:{}: {e} (server.port / APP__SERVER__PORT)",
+            settings.server.host,
+            settings.server.port
+        )
+    })?;
+    Ok(listener)
 }

@@ -29,8 +29,8 @@ pub struct AppState {
     pub settings: Settings,
     /// argon2id.
     pub passwords: PasswordService,
-    /// JWT.
-    pub tokens: TokenService,
+    /// JWT (also app data of its own, for the `AuthUser` extractor).
+    pub tokens: Arc<TokenService>,
     /// Login attempts per account and address, and per account.
     pub logins: LoginThrottle,
     /// Request rates per client IP and per user.
@@ -40,7 +40,7 @@ pub struct AppState {
     /// Events by id (immutable once created).
     pub events: EventCache,
     /// One circuit breaker per backend: fail fast while it is down.
-    pub breakers: Breakers,
+    pub breakers: Arc<Breakers>,
     /// Account ids confirmed to exist (what an apply's token names).
     pub accounts: crate::accounts::KnownAccounts,
     /// The process's Prometheus recorder, rendered by `GET /metrics`.

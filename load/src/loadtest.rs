@@ -138,7 +138,8 @@ fn parse_warmup(s: &str) -> Result<Warmup, String> {
     }
 }
 
-/// `250ms`, `10s`, `2m`, or plain seconds.
+/// `250ms`, `10s`, `2m`, or plain seconds. (No crate in the dependency tree parses
+/// durations — humantime is not in it — and these three units are all the flags take.)
 ///
 /// # Errors
 ///

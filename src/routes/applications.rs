@@ -3,66 +3,21 @@
 
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use chrono::Utc;
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Statement};
 use serde::Serialize;
 use serde_json::json;
-use strategies::{ApplyOutcome, ApplyRequest, outcomes, schema};
+use strategies::{ApplyOutcome, ApplyRequest, schema};
 use utoipa::ToSchema;
 
 use crate::{
     auth::AuthUser,
     error::ApiError,
-    limits::{RateLimits, client_key},
-    routes::events,
+    limits::{RateLimits, per_ip},
+    routes::{
+        events,
+        idempotency::{self, Settled},
+    },
     state::AppState,
 };
-
-/// Records a request id that answered 202 (a replay of it may record it again).
-async fn record_pending(db: &DatabaseConnection, request: &ApplyRequest) -> Result<(), DbErr> {
-    let backend = db.get_database_backend();
-    let insert = match backend {
-        sea_orm::DbBackend::Sqlite => "INSERT OR IGNORE INTO",
-        _ => "INSERT IGNORE INTO",
-    };
-    let sql =
-        format!("{insert} pending_requests (request_id, event_id, user_id, created_at) VALUES (?, ?, ?, ?)");
-    let values = vec![
-        request.request_id.as_str().into(),
-        request.event_id.into(),
-        request.user_id.into(),
-        Utc::now().naive_utc().into(),
-    ];
-    db.execute_raw(Statement::from_sql_and_values(backend, sql, values)).await.map(|_| ())
-}
-
-/// The event of a request id that answered 202, if one did.
-pub(crate) async fn pending_event(db: &DatabaseConnection, request_id: &str) -> Result<Option<i64>, DbErr> {
-    let backend = db.get_database_backend();
-    let sql = "SELECT event_id FROM pending_requests WHERE request_id = ?";
-    let row = db.query_one_raw(Statement::from_sql_and_values(backend, sql, vec![request_id.into()])).await?;
-    row.map(|r| r.try_get_by_index::<i64>(0)).transpose()
-}
-
-/// Longest accepted `Idempotency-Key`.
-const MAX_KEY_LEN: usize = 64;
-
-fn request_id(key: Option<&str>, user_id: i64) -> Result<(String, bool), ApiError> {
-    // Request ids start with their owner, so `GET /applications/{request id}` can check
-    // ownership even before a Kafka consumer has decided the request.
-    let Some(raw) = key else {
-        return Ok((format!("u{user_id}:{}", uuid::Uuid::new_v4().simple()), false));
-    };
-    let key = raw.trim();
-    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':');
-    if key.is_empty() || key.len() > MAX_KEY_LEN || !key.chars().all(allowed) {
-        return Err(ApiError::field(
-            "Idempotency-Key",
-            format!("must be 1 to {MAX_KEY_LEN} characters of A-Z a-z 0-9 - _ . :"),
-        ));
-    }
-    // Scoped to the user, so one reader's key can never replay another's answer.
-    Ok((format!("u{user_id}:{key}"), true))
-}
 
 /// The application resource, one shape for every answer that shows one: fields that an
 /// answer does not know are left out rather than invented.
@@ -156,22 +111,21 @@ pub(crate) async fn apply_as(
     if let Some(closes_at) = event.closes_at.filter(|c| now >= *c) {
         return Err(ApiError::EventClosed(closes_at.to_rfc3339()));
     }
-    let (request_id, keyed) = request_id(key, user.id)?;
+    let (request_id, keyed) = idempotency::request_id(key, user.id)?;
     if keyed {
-        // A key belongs to one event: its first use elsewhere is refused, never replayed.
-        let reused = || Err(ApiError::IdempotencyKeyReused);
-        // A replay answers like the first request did.
-        if let Some(app) = schema::application_by_request(&state.db, &request_id).await? {
-            return if app.event_id == event.id { Ok(Applied::Won(app)) } else { reused() };
-        }
-        match outcomes::result_of(&state.db, &request_id).await? {
-            Some(r) if r.event_id != event.id => return reused(),
-            Some(r) if r.outcome == ApplyOutcome::SoldOut => return Err(ApiError::SoldOut),
-            Some(r) if r.outcome == ApplyOutcome::AlreadyApplied => return Err(ApiError::AlreadyApplied),
+        // A replay answers like the first request did; a key belongs to one event, so its
+        // first use elsewhere is refused, never replayed. A queued one asks the strategy
+        // again, which answers its replay.
+        match idempotency::settled(&state.db, &request_id).await? {
+            Some(done) if done.event_id() != event.id => return Err(ApiError::IdempotencyKeyReused),
+            Some(Settled::Won(app)) => return Ok(Applied::Won(app)),
+            Some(Settled::Answered(r)) if r.outcome == ApplyOutcome::SoldOut => {
+                return Err(ApiError::SoldOut);
+            }
+            Some(Settled::Answered(r)) if r.outcome == ApplyOutcome::AlreadyApplied => {
+                return Err(ApiError::AlreadyApplied);
+            }
             _ => {}
-        }
-        if pending_event(&state.db, &request_id).await?.is_some_and(|e| e != event.id) {
-            return reused();
         }
     }
     let request = ApplyRequest { event_id: event.id, user_id: user.id, request_id };
@@ -187,7 +141,7 @@ pub(crate) async fn apply_as(
         ApplyOutcome::SoldOut => Err(ApiError::SoldOut),
         ApplyOutcome::AlreadyApplied => Err(ApiError::AlreadyApplied),
         ApplyOutcome::Pending => {
-            record_pending(&state.db, &request).await?;
+            idempotency::record_pending(&state.db, &request).await?;
             Ok(Applied::Pending(request.request_id))
         }
         other => Err(ApiError::internal(anyhow::anyhow!("unexpected outcome {other:?}"))),
@@ -215,9 +169,8 @@ pub(crate) async fn apply(
     id: web::Path<i64>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    if let Some(peer) = req.peer_addr() {
-        RateLimits::check(state.limits.apply_per_ip.as_ref(), &client_key(peer.ip()))?;
-    }
+    state.breakers.refuse_apply()?;
+    per_ip(&req, state.limits.apply_per_ip.as_ref())?;
     let key = req.headers().get("Idempotency-Key").map(|raw| raw.to_str().unwrap_or_default());
     let strategy = state.strategy.name().as_str();
     match apply_as(&state, &user, id.into_inner(), key).await? {
@@ -229,11 +182,6 @@ pub(crate) async fn apply(
                 ..ApplicationBody::request(&request_id, user.id, "pending")
             })),
     }
-}
-
-/// The owner encoded in a request id (`u<user id>:…`).
-pub(crate) fn owner_of(request_id: &str) -> Option<i64> {
-    request_id.strip_prefix('u')?.split_once(':')?.0.parse().ok()
 }
 
 /// The caller may read `owner`'s applications: the owner, or a (confirmed) admin.
@@ -251,20 +199,18 @@ async fn may_read(state: &AppState, user: &AuthUser, owner: i64) -> Result<(), A
 /// (with its application id), `sold_out`, `already_applied`, or still `pending`; a request
 /// id that was never queued nor answered is 404.
 async fn by_request(state: &AppState, user: &AuthUser, request_id: &str) -> Result<HttpResponse, ApiError> {
-    let owner = owner_of(request_id).ok_or(ApiError::NotFound("application"))?;
+    let owner = idempotency::owner_of(request_id).ok_or(ApiError::NotFound("application"))?;
     may_read(state, user, owner).await?;
-    if let Some(app) = schema::application_by_request(&state.db, request_id).await? {
-        return Ok(HttpResponse::Ok()
-            .json(ApplicationBody { request_id: Some(request_id), ..ApplicationBody::stored(&app) }));
-    }
-    let body = match outcomes::result_of(&state.db, request_id).await? {
-        Some(done) => ApplicationBody {
+    let body = match idempotency::settled(&state.db, request_id).await? {
+        Some(Settled::Won(app)) => {
+            return Ok(HttpResponse::Ok()
+                .json(ApplicationBody { request_id: Some(request_id), ..ApplicationBody::stored(&app) }));
+        }
+        Some(Settled::Answered(done)) => ApplicationBody {
             event_id: Some(done.event_id),
             ..ApplicationBody::request(request_id, done.user_id, done.outcome.as_str())
         },
-        None if pending_event(&state.db, request_id).await?.is_some() => {
-            ApplicationBody::request(request_id, owner, "pending")
-        }
+        Some(Settled::Queued { .. }) => ApplicationBody::request(request_id, owner, "pending"),
         None => return Err(ApiError::NotFound("application")),
     };
     Ok(HttpResponse::Ok().json(body))

@@ -41,7 +41,7 @@ pub(crate) async fn ready(state: web::Data<AppState>) -> HttpResponse {
             } else if state.breakers.is_open(backend) {
                 Some(Err("circuit open".to_owned()))
             } else {
-                Some(breaker::probe(&state, backend).await)
+                Some(state.breakers.probe(backend).await)
             }
         }
     };
@@ -57,7 +57,7 @@ pub(crate) async fn ready(state: web::Data<AppState>) -> HttpResponse {
             Ok(()) => json!("ok"),
             Err(e) => {
                 tracing::warn!(error = %e, "readiness: {}", backend.as_str());
-                breaker::trip(&state, backend);
+                breaker::trip(&state.breakers, backend);
                 json!("unavailable")
             }
         };

@@ -5,6 +5,7 @@ pub(crate) mod applications;
 pub(crate) mod books;
 pub(crate) mod events;
 pub(crate) mod health;
+pub(crate) mod idempotency;
 pub mod openapi;
 pub(crate) mod prometheus;
 pub(crate) mod search;

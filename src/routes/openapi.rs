@@ -180,7 +180,7 @@ pub fn every_error() -> Vec<ApiError> {
 
 /// The body of every error answer.
 #[derive(ToSchema)]
-#[allow(dead_code)] // describes the `json!` body of `ApiError::error_response`
+#[expect(dead_code, reason = "describes the `json!` body of `ApiError::error_response`; never built")]
 pub(crate) struct ErrorBody {
     /// The error code (`ApiError::code`).
     error: String,
@@ -193,7 +193,7 @@ pub(crate) struct ErrorBody {
 
 /// `POST /api/v1/users` → 201.
 #[derive(ToSchema)]
-#[allow(dead_code)]
+#[expect(dead_code, reason = "describes a `json!` body for the OpenAPI document; never built")]
 pub(crate) struct UserCreated {
     id: i64,
     email: String,
@@ -202,7 +202,7 @@ pub(crate) struct UserCreated {
 
 /// `POST /api/v1/auth/login` → 200.
 #[derive(ToSchema)]
-#[allow(dead_code)]
+#[expect(dead_code, reason = "describes a `json!` body for the OpenAPI document; never built")]
 pub(crate) struct Token {
     /// HS256 JWT for `Authorization: Bearer …`.
     access_token: String,
@@ -214,7 +214,7 @@ pub(crate) struct Token {
 
 /// `{field, snippet}`: the snippet is HTML with the matches in `<b>…</b>`.
 #[derive(ToSchema)]
-#[allow(dead_code)]
+#[expect(dead_code, reason = "describes a `json!` body for the OpenAPI document; never built")]
 pub(crate) struct Highlight {
     field: String,
     snippet: String,
@@ -222,7 +222,7 @@ pub(crate) struct Highlight {
 
 /// One search hit.
 #[derive(ToSchema)]
-#[allow(dead_code)]
+#[expect(dead_code, reason = "describes a `json!` body for the OpenAPI document; never built")]
 pub(crate) struct SearchHit {
     book: crate::entities::book::Model,
     /// BM25 (`tantivy`), relevance (`fulltext`), `null` (`like`).
@@ -232,7 +232,7 @@ pub(crate) struct SearchHit {
 
 /// `GET /api/v1/books/search` → 200.
 #[derive(ToSchema)]
-#[allow(dead_code)]
+#[expect(dead_code, reason = "describes a `json!` body for the OpenAPI document; never built")]
 pub(crate) struct SearchAnswer {
     /// `tantivy`, `like` or `fulltext`.
     engine: String,
@@ -245,7 +245,7 @@ pub(crate) struct SearchAnswer {
 
 /// `GET /api/v1/events/{id}/applications` → 200.
 #[derive(ToSchema)]
-#[allow(dead_code)]
+#[expect(dead_code, reason = "describes a `json!` body for the OpenAPI document; never built")]
 pub(crate) struct EventApplications {
     event_id: i64,
     total: u64,
@@ -254,7 +254,7 @@ pub(crate) struct EventApplications {
 
 /// `GET /health/live` → 200.
 #[derive(ToSchema)]
-#[allow(dead_code)]
+#[expect(dead_code, reason = "describes a `json!` body for the OpenAPI document; never built")]
 pub(crate) struct Live {
     /// Always `ok`.
     status: String,
@@ -262,7 +262,7 @@ pub(crate) struct Live {
 
 /// `GET /health/ready`: each entry `ok` or `unavailable`.
 #[derive(ToSchema)]
-#[allow(dead_code)]
+#[expect(dead_code, reason = "describes a `json!` body for the OpenAPI document; never built")]
 pub(crate) struct Readiness {
     database: String,
     /// When `redis.url` is set.
@@ -280,7 +280,7 @@ pub(crate) struct Readiness {
 
 /// This instance's index among `count`.
 #[derive(ToSchema)]
-#[allow(dead_code)]
+#[expect(dead_code, reason = "describes a `json!` body for the OpenAPI document; never built")]
 pub(crate) struct InstanceInfo {
     index: u32,
     count: u32,
@@ -288,7 +288,7 @@ pub(crate) struct InstanceInfo {
 
 /// Which backends are configured (not whether they answer).
 #[derive(ToSchema)]
-#[allow(dead_code)]
+#[expect(dead_code, reason = "describes a `json!` body for the OpenAPI document; never built")]
 pub(crate) struct BackendsInfo {
     /// `sqlite` or `mysql`.
     database: String,
@@ -298,7 +298,7 @@ pub(crate) struct BackendsInfo {
 
 /// `GET /api/v1/strategy` → 200.
 #[derive(ToSchema)]
-#[allow(dead_code)]
+#[expect(dead_code, reason = "describes a `json!` body for the OpenAPI document; never built")]
 pub(crate) struct StrategyInfo {
     strategy: String,
     instance: InstanceInfo,

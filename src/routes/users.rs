@@ -1,5 +1,6 @@
 //! `POST /users` (sign up) and `POST /auth/login`.
 
+use crate::limits::client_key;
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use serde::Deserialize;
@@ -11,7 +12,7 @@ use crate::{
     auth::ROLE_READER,
     entities::user,
     error::{ApiError, FieldErrors, on_unique},
-    limits::{RateLimits, client_key},
+    limits::per_ip,
     state::AppState,
 };
 
@@ -19,18 +20,6 @@ use crate::{
 const MAX_EMAIL_LEN: usize = 254;
 /// Longest password accepted, in characters.
 const MAX_PASSWORD_CHARS: usize = 128;
-
-/// Counts a request of this client against `limit` (the peer address: nanum does not trust
-/// forwarding headers).
-pub(crate) fn per_ip(
-    req: &HttpRequest,
-    limit: Option<&crate::limits::KeyedLimit<std::net::IpAddr>>,
-) -> Result<(), ApiError> {
-    match req.peer_addr() {
-        Some(peer) => RateLimits::check(limit, &client_key(peer.ip())),
-        None => Ok(()),
-    }
-}
 
 /// The throttle's key for this client: its peer address (`limits::client_key`), or the
 /// unspecified address when the connection has none.

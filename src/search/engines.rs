@@ -325,8 +325,9 @@ fn find_caseless(text: &str, word: &str) -> Option<(usize, usize)> {
     Some((start, end))
 }
 
+/// HTML-escaped as the pages escape (maud: `&`, `<`, `>`, `"`).
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    maud::html! { (text) }.into_string()
 }
 
 #[cfg(test)]

@@ -158,7 +158,7 @@ impl SearchIndex {
         Ok((total, ids))
     }
 
-    #[allow(clippy::type_complexity)]
+    #[expect(clippy::type_complexity, reason = "a private four-part answer: searcher, query, total, hits")]
     fn top(
         &self,
         q: &str,

@@ -9,9 +9,10 @@ use serde::Deserialize;
 use super::{Visitor, WebError, layout, local_path};
 use crate::{
     error::ApiError,
+    limits::per_ip,
     routes::{
         events,
-        users::{NewUser, client_of, per_ip, sign_in, sign_up},
+        users::{NewUser, client_of, sign_in, sign_up},
     },
     state::AppState,
 };

@@ -156,15 +156,13 @@ pub(crate) async fn search(
     Ok(visitor.page(StatusCode::OK, layout::page(Some(&visitor), "검색", html! {}, body)))
 }
 
+/// RFC 3986's unreserved characters, the only ones a query value keeps as they are.
+const UNRESERVED: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
 /// Percent-encodes a query-string or form value (RFC 3986 unreserved characters stay).
 pub fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    percent_encoding::utf8_percent_encode(value, UNRESERVED).to_string()
 }
 
 /// A book and the events that give it away.

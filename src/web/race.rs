@@ -7,17 +7,17 @@
 use actix_web::{HttpRequest, HttpResponse, get, http::StatusCode, post, web};
 use chrono::Utc;
 use maud::{Markup, html};
-use sea_orm::{ConnectionTrait, Statement};
 use serde::Deserialize;
-use strategies::{ApplyOutcome, outcomes, schema};
+use strategies::{ApplyOutcome, schema};
 
 use super::{Visitor, WebError, catalogue::encode, layout};
 use crate::{
     error::ApiError,
+    limits::per_ip,
     routes::{
-        applications::{Applied, apply_as, owner_of, pending_event},
+        applications::{Applied, apply_as},
         books, events,
-        users::per_ip,
+        idempotency::{self, Settled, owner_of},
     },
     state::AppState,
 };
@@ -94,6 +94,7 @@ pub(crate) async fn apply(
     form: web::Form<ApplyForm>,
 ) -> Result<HttpResponse, WebError> {
     visitor.check_csrf(&form.csrf)?;
+    state.breakers.refuse_apply()?;
     // the API's per-address limit (the per-reader one is inside `apply_as`)
     per_ip(&req, state.limits.apply_per_ip.as_ref())?;
     let user = visitor.user()?;
@@ -166,14 +167,7 @@ fn answer_section(answer: &Answer) -> Markup {
 
 /// The reader's winning application of an event, if any.
 async fn held_by(state: &AppState, event_id: i64, user_id: i64) -> Result<Option<i64>, WebError> {
-    let backend = state.db.get_database_backend();
-    let sql = "SELECT id FROM applications WHERE event_id = ? AND user_id = ?";
-    let row = state
-        .db
-        .query_one_raw(Statement::from_sql_and_values(backend, sql, [event_id.into(), user_id.into()]))
-        .await
-        .map_err(ApiError::from)?;
-    Ok(row.and_then(|r| r.try_get_by_index::<i64>(0).ok()))
+    Ok(idempotency::held_by(&state.db, event_id, user_id).await.map_err(ApiError::from)?)
 }
 
 /// A queued request (its owner or an admin): the answer once decided, else a page that
@@ -190,13 +184,10 @@ pub(crate) async fn request(
     if owner != user.id && !user.is_admin() {
         return Err(ApiError::Forbidden("this application belongs to another reader").into());
     }
-    let (event_id, answer) = if let Some(app) =
-        schema::application_by_request(&state.db, &request_id).await.map_err(ApiError::from)?
-    {
-        (Some(app.event_id), Answer::Won(app.id))
-    } else {
-        match outcomes::result_of(&state.db, &request_id).await.map_err(ApiError::from)? {
-            Some(done) => {
+    let (event_id, answer) =
+        match idempotency::settled(&state.db, &request_id).await.map_err(ApiError::from)? {
+            Some(Settled::Won(app)) => (Some(app.event_id), Answer::Won(app.id)),
+            Some(Settled::Answered(done)) => {
                 let answer = match done.outcome {
                     ApplyOutcome::Won { application_id } => Answer::Won(application_id),
                     ApplyOutcome::SoldOut => Answer::SoldOut,
@@ -207,13 +198,10 @@ pub(crate) async fn request(
                 };
                 (Some(done.event_id), answer)
             }
+            Some(Settled::Queued { .. }) => (None, Answer::Pending(request_id.clone())),
             // Never queued nor answered: 404, as the API answers.
-            None if pending_event(&state.db, &request_id).await.map_err(ApiError::from)?.is_none() => {
-                return Err(ApiError::NotFound("application").into());
-            }
-            None => (None, Answer::Pending(request_id.clone())),
-        }
-    };
+            None => return Err(ApiError::NotFound("application").into()),
+        };
     let markup = match event_id {
         Some(event_id) => result_page(&visitor, event_id, &answer),
         None => layout::page(

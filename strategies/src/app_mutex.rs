@@ -10,8 +10,8 @@ use sea_orm::DatabaseConnection;
 use crate::{
     ApplyOutcome, ApplyRequest, BuildError, ConcurrencyStrategy, StrategyError, StrategyName,
     event_locks::EventLocks,
-    registry::Parts,
     probes::{StrategyProbes, probes},
+    registry::Parts,
     section::{self, Gate},
     sold_out::SoldOutBook,
 };

@@ -11,26 +11,16 @@ use std::{fmt, str::FromStr, sync::Arc};
 use sea_orm::DatabaseConnection;
 use serde::{Deserialize, Serialize};
 
+pub use crate::registry::{Needs, Scope, StrategyName};
 use crate::{
-    ConcurrencyStrategy, REGISTRY,
+    ConcurrencyStrategy,
     kafka::{KafkaConfig, Placement},
     redis_lock::RedisLockConfig,
-    registry::{Entry, Parts},
+    registry::Parts,
     sold_out::Shortcut,
-};
-pub use crate::{
-    StrategyName,
-    registry::{Needs, Scope},
 };
 
 impl StrategyName {
-    fn entry(self) -> &'static Entry {
-        // The table is generated from the same rows as the enum, in the same order.
-        let entry = &REGISTRY[self as usize];
-        debug_assert_eq!(entry.name, self);
-        entry
-    }
-
     /// The configuration spelling, e.g. `pessimistic-lock`.
     pub fn as_str(self) -> &'static str {
         self.entry().spelling
@@ -212,7 +202,7 @@ pub async fn build_strategy(
     backends: impl Into<Backends>,
 ) -> Result<Arc<dyn ConcurrencyStrategy>, BuildError> {
     let parts = Parts::new(config, backends.into());
-    let strategy = config.strategy.construct(&parts).await?;
+    let strategy = (config.strategy.entry().build)(&parts).await?;
     let strategy: Arc<dyn ConcurrencyStrategy> = match parts.book {
         Some(book) => Arc::new(Shortcut::new(strategy, book)),
         None => strategy,
@@ -223,6 +213,7 @@ pub async fn build_strategy(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::REGISTRY;
 
     #[test]
     fn registry_names_every_variant_once() {

@@ -41,7 +41,7 @@ impl MigrationName for Migration {
 }
 
 // sea-orm-migration's trait elides the lifetime; naming it here would not match.
-#[allow(elided_lifetimes_in_paths)]
+#[expect(elided_lifetimes_in_paths, reason = "sea-orm-migration's trait elides the lifetime")]
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {

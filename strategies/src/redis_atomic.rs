@@ -17,7 +17,7 @@ use deadpool_redis::redis::Script;
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 
 use crate::{
-    Backend, ApplyOutcome, ApplyRequest, BuildError, ConcurrencyStrategy, StrategyError, StrategyName,
+    ApplyOutcome, ApplyRequest, Backend, BuildError, ConcurrencyStrategy, StrategyError, StrategyName,
     probes::{StrategyProbes, probes},
     redis_pool::{Pool, unavailable},
     registry::Parts,
@@ -130,7 +130,12 @@ impl ConcurrencyStrategy for RedisAtomic {
         match reserved {
             -1 => return Ok(ApplyOutcome::AlreadyApplied),
             -2 => return Ok(ApplyOutcome::SoldOut),
-            n if n < 0 => return Err(StrategyError::Unavailable(Backend::Redis, format!("redis counters missing ({n})"))),
+            n if n < 0 => {
+                return Err(StrategyError::Unavailable(
+                    Backend::Redis,
+                    format!("redis counters missing ({n})"),
+                ));
+            }
             _ => {}
         }
         // A winner in Redis: record it. Anything but a win gives the copy back.

@@ -79,7 +79,13 @@ impl Manager {
     }
 
     /// The current primary, asked of each sentinel in turn.
-    async fn primary(&self, sentinels: &[Client], master: &str, auth: &str, db: &str) -> Result<Client, RedisError> {
+    async fn primary(
+        &self,
+        sentinels: &[Client],
+        master: &str,
+        auth: &str,
+        db: &str,
+    ) -> Result<Client, RedisError> {
         let quick = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(SENTINEL_DEADLINE))
             .set_response_timeout(Some(SENTINEL_DEADLINE));
@@ -143,7 +149,9 @@ impl managed::Manager for Manager {
                 let role: Vec<Value> = redis::cmd("ROLE").query_async(&mut conn).await?;
                 match role.first() {
                     Some(Value::BulkString(r)) if r.as_slice() == b"master" => Ok(conn),
-                    _ => Err(RedisError::from((redis::ErrorKind::Io, "the named primary is not a master yet"))),
+                    _ => {
+                        Err(RedisError::from((redis::ErrorKind::Io, "the named primary is not a master yet")))
+                    }
                 }
             }
         }
@@ -152,8 +160,13 @@ impl managed::Manager for Manager {
     async fn recycle(&self, conn: &mut MultiplexedConnection, _: &Metrics) -> RecycleResult<RedisError> {
         // As deadpool-redis does: UNWATCH and PING in one round trip.
         let ping = self.ping.fetch_add(1, Ordering::Relaxed).to_string();
-        let (n,): (String,) =
-            redis::Pipeline::with_capacity(2).cmd("UNWATCH").ignore().cmd("PING").arg(&ping).query_async(conn).await?;
+        let (n,): (String,) = redis::Pipeline::with_capacity(2)
+            .cmd("UNWATCH")
+            .ignore()
+            .cmd("PING")
+            .arg(&ping)
+            .query_async(conn)
+            .await?;
         if n == ping { Ok(()) } else { Err(managed::RecycleError::message("invalid PING response")) }
     }
 }
@@ -194,7 +207,12 @@ impl ConnectionLike for Connection {
         self.0.req_packed_command(cmd)
     }
 
-    fn req_packed_commands<'a>(&'a mut self, cmd: &'a Pipeline, offset: usize, count: usize) -> RedisFuture<'a, Vec<Value>> {
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
         self.0.req_packed_commands(cmd, offset, count)
     }
 
@@ -221,7 +239,8 @@ pub async fn connect(url: &str, max_size: usize) -> Result<Pool, String> {
 ///
 /// One line naming `redis.url` when the URL is malformed.
 pub fn build(url: &str, max_size: usize) -> Result<Pool, String> {
-    let manager = Manager::new(url).map_err(|e| format!("redis.url = \"{url}\" is invalid: {e} (APP__REDIS__URL)"))?;
+    let manager =
+        Manager::new(url).map_err(|e| format!("redis.url = \"{url}\" is invalid: {e} (APP__REDIS__URL)"))?;
     let pool = managed::Pool::builder(manager)
         .max_size(max_size.max(1))
         .wait_timeout(Some(DEADLINE))

@@ -1,31 +1,38 @@
-//! The registry of strategies: one row per strategy (its name, spelling, backends, how far
-//! its guarantee reaches, and its constructor), written once in `lib.rs` through
-//! [`registry!`](crate::registry). Everything that lists strategies — the configuration
-//! parser, the factory, start-up checks, the contract suite, the race and cluster tests, the
-//! bench and `nanum compare` — reads what this macro generates, so adding a strategy is one
-//! new file plus one row.
+//! The registry of strategies: [`StrategyName`] and [`REGISTRY`], one row per strategy (its
+//! spelling, backends, how far its guarantee reaches, and its constructor). Everything that
+//! lists strategies — the configuration parser, the factory, start-up checks, the contract
+//! suite, the race and cluster tests, the bench, the metrics and `nanum compare` — reads
+//! [`StrategyName::ALL`] or a row.
 //!
-//! A row reads
+//! # Adding a strategy
 //!
-//! ```text
-//! /// Doc of the variant.
-//! snake_name: VariantName = "spelling", NEEDS, Scope, constructor;
-//! ```
+//! 1. Its file, `src/my_strategy.rs`, declared by `mod my_strategy;` in `lib.rs`: a type
+//!    implementing [`ConcurrencyStrategy`] (usually the shared section,
+//!    `section::run_to_outcome`, inside whatever mechanism it adds) and its constructor,
+//!    `pub(crate) async fn build(parts: &Parts<'_>) -> Result<Arc<dyn ConcurrencyStrategy>,
+//!    BuildError>` (`app_mutex.rs` is a complete example).
+//! 2. A variant of [`StrategyName`] (its doc says what it does) and its row in [`REGISTRY`],
+//!    at the same place:
+//!    `row(S::MyStrategy, "my-strategy", DB, AnyInstances, |p| Box::pin(my_strategy::build(p))),`
+//!    with the backends (`DB`, `REDIS`, `KAFKA`, `BOTH`) and how far its guarantee reaches
+//!    (`Nothing`, `OneProcess`, `AnyInstances`).
 //!
-//! where `NEEDS` is one of [`DB`], [`REDIS`], [`KAFKA`], [`BOTH`], `Scope` a [`Scope`]
-//! variant, and `constructor` either a path to an `async fn(&Parts<'_>) -> Result<Arc<dyn
-//! ConcurrencyStrategy>, BuildError>` or `own`: the strategy lives in its own file
-//! `src/<snake_name>.rs` (declared by the row, so no `mod` line is needed) whose `build` is
-//! that function.
+//! The contract suite, the HTTP races, the bench and `nanum compare` then run it without
+//! further change, expecting the contract to hold or to be caught breaking by its scope.
+//!
+//! Rows are in the variants' order; a compile-time check below rejects a row out of place,
+//! and a variant without a row panics with its name on first use (its spelling cannot even
+//! be configured, since parsing reads the rows).
 
-use std::sync::Arc;
+use std::{future::Future, pin::Pin, sync::Arc};
 
 use crate::redis_pool::Pool;
 use sea_orm::DatabaseConnection;
 
 use crate::{
-    BuildError, ConcurrencyConfig, StrategyName,
-    kafka::{KafkaConfig, Placement},
+    BuildError, ConcurrencyConfig, ConcurrencyStrategy, app_mutex,
+    kafka::{self, KafkaConfig, Placement},
+    optimistic_lock, redis_atomic, redis_lock, section,
     sold_out::SoldOutBook,
 };
 
@@ -71,13 +78,29 @@ impl Scope {
     }
 }
 
-/// One registry row, as the generated table holds it.
-#[derive(Debug)]
+/// What a constructor returns: the strategy, or why it cannot be built.
+pub(crate) type Built<'a> =
+    Pin<Box<dyn Future<Output = Result<Arc<dyn ConcurrencyStrategy>, BuildError>> + Send + 'a>>;
+
+/// A strategy's constructor: builds it from the configuration and the connected backends.
+pub(crate) type Constructor = for<'a> fn(&'a Parts<'a>) -> Built<'a>;
+
+/// One registry row.
 pub(crate) struct Entry {
     pub(crate) name: StrategyName,
     pub(crate) spelling: &'static str,
     pub(crate) needs: Needs,
     pub(crate) scope: Scope,
+    pub(crate) build: Constructor,
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry")
+            .field("name", &self.name)
+            .field("spelling", &self.spelling)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a constructor gets: the configuration and the connected backends.
@@ -125,80 +148,90 @@ impl<'a> Parts<'a> {
     }
 }
 
-/// Counts rows at compile time.
-pub(crate) const fn one(_: &str) -> usize {
-    1
+/// Every strategy, as written in configuration (the spellings are in [`REGISTRY`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StrategyName {
+    /// Plain read-modify-write: demonstrates the race (spelled `none`).
+    NoControl,
+    /// Per-event in-process mutex (one process only).
+    AppMutex,
+    /// `SELECT … FOR UPDATE` on the stock row.
+    PessimisticLock,
+    /// Version column with bounded, jittered retry.
+    OptimisticLock,
+    /// Redis `SET NX PX` lock with fencing.
+    RedisLock,
+    /// One Kafka partition, one consumer.
+    KafkaSinglePartition,
+    /// Kafka partitions (round-robin) plus the Redis lock in the consumer.
+    KafkaRedisLock,
+    /// Kafka partitions keyed by event id, no lock.
+    KafkaKeyed,
+    /// One conditional `UPDATE … WHERE remaining > 0`.
+    DbAtomic,
+    /// One Redis Lua script gates; the database records the winners.
+    RedisAtomic,
 }
 
-/// Declares a row's module when its constructor is `own`.
-macro_rules! registry_module {
-    (own $snake:ident) => {
-        mod $snake;
-    };
-    ($($other:tt)*) => {};
+use Scope::{AnyInstances, Nothing, OneProcess};
+use StrategyName as S;
+
+/// The one list of strategies, in the variants' order (the order of the comparison tables).
+pub(crate) const REGISTRY: &[Entry] = &[
+    row(S::NoControl, "none", DB, Nothing, |p| Box::pin(section::build_no_control(p))),
+    row(S::AppMutex, "app-mutex", DB, OneProcess, |p| Box::pin(app_mutex::build(p))),
+    row(S::PessimisticLock, "pessimistic-lock", DB, AnyInstances, |p| {
+        Box::pin(section::build_pessimistic(p))
+    }),
+    row(S::OptimisticLock, "optimistic-lock", DB, AnyInstances, |p| Box::pin(optimistic_lock::build(p))),
+    row(S::RedisLock, "redis-lock", REDIS, AnyInstances, |p| Box::pin(redis_lock::build(p))),
+    row(S::KafkaSinglePartition, "kafka-single-partition", KAFKA, AnyInstances, |p| {
+        Box::pin(kafka::build(p))
+    }),
+    row(S::KafkaRedisLock, "kafka-redis-lock", BOTH, AnyInstances, |p| Box::pin(kafka::build(p))),
+    row(S::KafkaKeyed, "kafka-keyed", KAFKA, AnyInstances, |p| Box::pin(kafka::build(p))),
+    row(S::DbAtomic, "db-atomic", DB, AnyInstances, |p| Box::pin(section::build_db_atomic(p))),
+    row(S::RedisAtomic, "redis-atomic", REDIS, AnyInstances, |p| Box::pin(redis_atomic::build(p))),
+];
+
+/// A row (a function only so the table above reads one strategy per line).
+const fn row(
+    name: StrategyName,
+    spelling: &'static str,
+    needs: Needs,
+    scope: Scope,
+    build: Constructor,
+) -> Entry {
+    Entry { name, spelling, needs, scope, build }
 }
 
-/// A row's constructor as a path.
-macro_rules! registry_constructor {
-    ($snake:ident, own) => {
-        $snake::build
-    };
-    ($snake:ident, $($path:tt)+) => {
-        $($path)+
-    };
-}
+// Row `i` must name variant `i`: `StrategyName::entry` indexes the table by the variant.
+const _: () = {
+    let mut i = 0;
+    while i < REGISTRY.len() {
+        assert!(REGISTRY[i].name as usize == i, "REGISTRY: a row is out of the variants' order");
+        i += 1;
+    }
+};
 
-/// Generates [`StrategyName`], the registry table, the factory dispatch and
-/// `for_each_strategy!` from the rows (see the module docs). The leading `$` is passed in so
-/// the generated `for_each_strategy!` can have metavariables of its own.
-macro_rules! registry {
-    ($d:tt $(
-        $(#[doc = $doc:literal])*
-        $snake:ident: $variant:ident = $spelling:literal, $needs:ident, $scope:ident, $build:tt $(:: $rest:ident)*;
-    )*) => {
-        /// Every strategy, as written in configuration (spellings in the registry rows).
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        #[non_exhaustive]
-        pub enum StrategyName {
-            $( $(#[doc = $doc])* $variant, )*
+impl StrategyName {
+    /// All names, in registry order.
+    pub const ALL: [StrategyName; REGISTRY.len()] = {
+        let mut all = [S::NoControl; REGISTRY.len()];
+        let mut i = 0;
+        while i < all.len() {
+            all[i] = REGISTRY[i].name;
+            i += 1;
         }
-
-        $( registry_module!($build $snake); )*
-
-        /// The registry table, in the order of the comparison tables.
-        const REGISTRY: [registry::Entry; StrategyName::ALL.len()] = [$(
-            registry::Entry {
-                name: StrategyName::$variant,
-                spelling: $spelling,
-                needs: registry::$needs,
-                scope: registry::Scope::$scope,
-            },
-        )*];
-
-        impl StrategyName {
-            /// All names, in registry order.
-            pub const ALL: [StrategyName; 0 $(+ registry::one(stringify!($variant)))*] =
-                [$(StrategyName::$variant),*];
-
-            /// Builds this strategy from its parts (the factory's one dispatch).
-            async fn construct(
-                self,
-                parts: &registry::Parts<'_>,
-            ) -> Result<std::sync::Arc<dyn ConcurrencyStrategy>, BuildError> {
-                match self {
-                    $( StrategyName::$variant => (registry_constructor!($snake, $build $(:: $rest)*))(parts).await, )*
-                }
-            }
-        }
-
-        /// Calls `callback! { snake_name => StrategyName::Variant, … }` with every registered
-        /// strategy, so test suites generate one test module per strategy from the registry
-        /// instead of keeping their own list.
-        #[macro_export]
-        macro_rules! for_each_strategy {
-            ($d callback:ident) => {
-                $d callback! { $( $snake => $d crate::StrategyName::$variant ),* }
-            };
-        }
+        all
     };
+
+    /// This strategy's row.
+    pub(crate) fn entry(self) -> &'static Entry {
+        match REGISTRY.get(self as usize) {
+            Some(entry) => entry,
+            None => panic!("StrategyName::{self:?} has no row in REGISTRY (strategies/src/registry.rs)"),
+        }
+    }
 }

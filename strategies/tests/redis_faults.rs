@@ -7,8 +7,8 @@
 use std::time::{Duration, Instant};
 
 use deadpool_redis::redis::AsyncCommands;
-use strategies::redis_pool::Pool;
 use sea_orm::{ConnectionTrait, DatabaseConnection};
+use strategies::redis_pool::Pool;
 use strategies::{
     ApplyOutcome, ApplyRequest, Backends, ConcurrencyConfig, StrategyError, StrategyName, build_strategy,
     contract::{fresh_event, fresh_mariadb, test_redis, unique_prefix},

@@ -131,7 +131,8 @@ async fn failover_keeps_the_race(strategy: StrategyName) {
     let unavailable: Vec<&Answer> = history.iter().filter(|a| a.status == 503).collect();
     // Requests already past Redis when it died may still win; the stall is how long until
     // a request sent after the death wins.
-    let first_win_after = history.iter().filter(|a| a.status == 201 && a.sent > killed_at).map(|a| a.at).min();
+    let first_win_after =
+        history.iter().filter(|a| a.status == 201 && a.sent > killed_at).map(|a| a.at).min();
     let stall = first_win_after.map(|t| t - killed_at);
     let slowest = history.iter().map(|a| a.at - a.sent).max().unwrap_or_default();
     let fenced = fenced_retries(&apps[0]).await;
@@ -141,7 +142,11 @@ async fn failover_keeps_the_race(strategy: StrategyName) {
          {} winners of {COPIES}; fenced retries {fenced} ({})",
         unavailable.len(),
         winners.len(),
-        if fenced > 0 { "a second lock grant happened and was refused by the fence" } else { "no second grant provoked" },
+        if fenced > 0 {
+            "a second lock grant happened and was refused by the fence"
+        } else {
+            "no second grant provoked"
+        },
     );
 
     assert!(winners.len() <= COPIES as usize, "over-allocated: {} winners", winners.len());
@@ -152,7 +157,11 @@ async fn failover_keeps_the_race(strategy: StrategyName) {
         "only 201, 409 and 503: {:?}",
         history.iter().filter(|a| !matches!(a.status, 201 | 409 | 503)).collect::<Vec<_>>()
     );
-    assert!(winners.len() == COPIES as usize, "the race sold out after the failover: {} winners", winners.len());
+    assert!(
+        winners.len() == COPIES as usize,
+        "the race sold out after the failover: {} winners",
+        winners.len()
+    );
     assert!(slowest < Duration::from_secs(6), "an answer took {slowest:?}: a hang, not a quick 503");
     let stall = stall.expect("a win after the primary died");
     assert!(stall <= failover + Duration::from_secs(2), "stall {stall:?} vs failover {failover:?} + 2 s");
@@ -173,7 +182,8 @@ async fn a_process_frozen_while_holding_the_redis_lock_is_fenced_out_when_it_wak
     let Some(database_url) = contract::fresh_mariadb_url("frozen").await else { return };
     let Some(_) = contract::test_redis().await else { return };
     let mysql = contract::test_mysql_url();
-    let server = mysql.trim_start_matches("mysql://").rsplit('@').next().unwrap().trim_end_matches('/').to_owned();
+    let server =
+        mysql.trim_start_matches("mysql://").rsplit('@').next().unwrap().trim_end_matches('/').to_owned();
     // Process A reaches MariaDB through a proxy the test can freeze: it then holds the lock
     // with its first statement in flight, where a GC pause or a stalled network would.
     let proxy = crate::proxy::Proxy::start(&server).await;
@@ -204,13 +214,18 @@ async fn a_process_frozen_while_holding_the_redis_lock_is_fenced_out_when_it_wak
     let settings = nanum::configuration::load_for("test", &[]).unwrap();
     let service = TokenService::with_secret(settings.auth.jwt_secret.expose(), Duration::from_secs(600));
     let token = |i: usize| service.issue_for(ids[i], "reader").unwrap();
-    let apply = |base: &str, i: usize| {
+    let apply_to = |base: &str, event: i64, i: usize| {
         let req = client.post(format!("{base}/api/v1/events/{event}/applications")).bearer_auth(token(i));
         async move { req.send().await.map(|r| r.status()) }
     };
+    let apply = |base: &str, i: usize| apply_to(base, event, i);
 
-    // A warms up (its event cache, its pool) with one winner: one copy left.
+    // A warms up (its event cache, its pool) with one winner: one copy left. The reader it
+    // will freeze on applies to another event first, so A already knows the account and
+    // the frozen request's first database statement is the one under the lock.
     assert_eq!(apply(&a, 0).await.unwrap(), StatusCode::CREATED);
+    let other = nanum_load::api::open_event(&client, &a, &admin, 1).await.expect("another event");
+    assert_eq!(apply_to(&a, other, 1).await.unwrap(), StatusCode::CREATED);
     proxy.freeze();
     let frozen_reader = tokio::spawn(apply(&a, 1));
     let lock_key = format!("{prefix}:lock:{event}");
@@ -218,7 +233,8 @@ async fn a_process_frozen_while_holding_the_redis_lock_is_fenced_out_when_it_wak
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let mut conn = redis.get().await.unwrap();
-        let held: Option<String> = deadpool_redis::redis::cmd("GET").arg(&lock_key).query_async(&mut conn).await.unwrap();
+        let held: Option<String> =
+            deadpool_redis::redis::cmd("GET").arg(&lock_key).query_async(&mut conn).await.unwrap();
         if held.is_some() {
             break;
         }
@@ -232,7 +248,11 @@ async fn a_process_frozen_while_holding_the_redis_lock_is_fenced_out_when_it_wak
     let b_answer = apply(&b, 2).await.unwrap();
     signal(pid, "CONT").await;
     proxy.thaw();
-    let a_answer = tokio::time::timeout(Duration::from_secs(30), frozen_reader).await.expect("A answers").unwrap().unwrap();
+    let a_answer = tokio::time::timeout(Duration::from_secs(30), frozen_reader)
+        .await
+        .expect("A answers")
+        .unwrap()
+        .unwrap();
 
     let winners: Vec<i64> = schema::winners(&db, event).await.unwrap().iter().map(|w| w.user_id).collect();
     let fenced = {
@@ -242,7 +262,9 @@ async fn a_process_frozen_while_holding_the_redis_lock_is_fenced_out_when_it_wak
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum::<f64>()
     };
-    println!("frozen holder: B answered {b_answer}, A answered {a_answer} after waking; winners {winners:?}; A's fenced retries {fenced}");
+    println!(
+        "frozen holder: B answered {b_answer}, A answered {a_answer} after waking; winners {winners:?}; A's fenced retries {fenced}"
+    );
     assert_eq!(b_answer, StatusCode::CREATED, "B took the expired lease and won the last copy");
     assert_ne!(a_answer, StatusCode::CREATED, "the frozen holder's reader must not be told won");
     assert_eq!(winners, vec![ids[0], ids[2]], "exactly the two copies, to the warm-up reader and B's");
@@ -250,6 +272,11 @@ async fn a_process_frozen_while_holding_the_redis_lock_is_fenced_out_when_it_wak
 }
 
 async fn signal(pid: u32, sig: &str) {
-    let status = tokio::process::Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().await.unwrap();
+    let status = tokio::process::Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .await
+        .unwrap();
     assert!(status.success(), "kill -{sig} {pid}");
 }

@@ -70,7 +70,12 @@ impl SentinelSet {
                 ["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"]
                     .map(String::from)
                     .to_vec();
-            args.extend(["--dir".into(), dir.display().to_string(), "--dbfilename".into(), format!("n{i}.rdb")]);
+            args.extend([
+                "--dir".into(),
+                dir.display().to_string(),
+                "--dbfilename".into(),
+                format!("n{i}.rdb"),
+            ]);
             if i > 0 {
                 args.extend(["--replicaof".into(), "127.0.0.1".into(), nodes[0].to_string()]);
             }
@@ -98,11 +103,15 @@ impl SentinelSet {
         })
         .await;
         for &sentinel in &set.sentinels {
-            wait_until("every sentinel sees the replica and the other two", Duration::from_secs(30), async || {
-                let replicas = cli(sentinel, &["SENTINEL", "REPLICAS", MASTER]).await;
-                let peers = cli(sentinel, &["SENTINEL", "SENTINELS", MASTER]).await;
-                replicas.contains(&replica.to_string()) && peers.matches("runid").count() >= 2
-            })
+            wait_until(
+                "every sentinel sees the replica and the other two",
+                Duration::from_secs(30),
+                async || {
+                    let replicas = cli(sentinel, &["SENTINEL", "REPLICAS", MASTER]).await;
+                    let peers = cli(sentinel, &["SENTINEL", "SENTINELS", MASTER]).await;
+                    replicas.contains(&replica.to_string()) && peers.matches("runid").count() >= 2
+                },
+            )
             .await;
         }
         set

@@ -423,19 +423,9 @@ async fn race_shape(
         &["authorization: Bearer {token}".to_owned()],
         None,
     )?;
-    // One engine per event, each with its own readers and connections, all started together.
     let events = shape.events.max(1);
     let per_event = usize::try_from(shape.requests).unwrap_or(usize::MAX) / events;
-    let mut engines = Vec::with_capacity(events);
-    for k in 0..events {
-        let readers =
-            readers[(k * per_event).min(readers.len())..((k + 1) * per_event).min(readers.len())].to_vec();
-        let connections = (shape.concurrency / events).max(1);
-        engines.push(
-            Engine::connect(target.clone(), readers, WinRule::new(&[201], &[])?, vec![202], connections)
-                .await?,
-        );
-    }
+    let mut engines = connect_engines(&target, readers, shape).await?;
     let load = Load {
         requests: Some(per_event as u64),
         duration: None,
@@ -474,6 +464,30 @@ async fn race_shape(
             check: strategies::contract::Check::combined(&checks),
         });
     }
+    Ok(row_result(variant, args, shape, rounds))
+}
+
+/// One engine per event of `shape`, each with its own readers and connections (they are
+/// started together).
+async fn connect_engines(target: &Target, readers: &[Reader], shape: &Shape) -> anyhow::Result<Vec<Engine>> {
+    let events = shape.events.max(1);
+    let per_event = usize::try_from(shape.requests).unwrap_or(usize::MAX) / events;
+    let mut engines = Vec::with_capacity(events);
+    for k in 0..events {
+        let readers =
+            readers[(k * per_event).min(readers.len())..((k + 1) * per_event).min(readers.len())].to_vec();
+        let connections = (shape.concurrency / events).max(1);
+        engines.push(
+            Engine::connect(target.clone(), readers, WinRule::new(&[201], &[])?, vec![202], connections)
+                .await?,
+        );
+    }
+    Ok(engines)
+}
+
+/// A comparison row from its rounds: the median round's figures and check, and every
+/// round's violations summed.
+fn row_result(variant: &Variant, args: &CompareArgs, shape: &Shape, rounds: Vec<Round>) -> RowResult {
     let figures: Vec<_> = rounds.iter().map(|r| r.figures.clone()).collect();
     let median = median_index(&figures).unwrap_or(0);
     let mut violations: BTreeMap<String, u64> = BTreeMap::new();
@@ -487,7 +501,7 @@ async fn race_shape(
             *violations.entry(what.to_owned()).or_default() += n;
         }
     }
-    Ok(RowResult {
+    RowResult {
         label: variant.label.clone(),
         strategy: variant.strategy.to_string(),
         variant: variant.variant.clone(),
@@ -502,7 +516,7 @@ async fn race_shape(
         rounds,
         of_http: None,
         of_sql: None,
-    })
+    }
 }
 
 impl ShapeInfo {
@@ -519,62 +533,4 @@ impl ShapeInfo {
 }
 
 #[cfg(test)]
-mod tests {
-    use clap::Parser;
-
-    use super::*;
-
-    #[derive(Debug, Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: CompareArgs,
-    }
-
-    fn args(line: &str) -> CompareArgs {
-        Cli::parse_from(std::iter::once("compare").chain(line.split_whitespace())).args.resolved()
-    }
-
-    #[test]
-    fn rows_follow_the_backends_and_the_flags() {
-        let sqlite_only = StrategyName::available(false, false);
-        let rows = args("").variants(&sqlite_only);
-        assert_eq!(rows.len(), 5);
-        assert!(rows.iter().all(|r| r.variant.is_empty() && r.env.is_empty()));
-
-        let rows = args("--strategies none,db-atomic --also-without-shortcut").variants(&sqlite_only);
-        let labels: Vec<_> = rows.iter().map(|r| r.label.as_str()).collect();
-        assert_eq!(labels, ["none", "none (shortcut off)", "db-atomic", "db-atomic (shortcut off)"]);
-        assert_eq!(rows[1].env, [(SHORTCUT_OFF.0.to_owned(), "false".to_owned())]);
-
-        let all = StrategyName::available(true, true);
-        let rows = args("--preset team").variants(&all);
-        let labels: Vec<_> = rows.iter().map(|r| r.label.as_str()).collect();
-        assert_eq!(
-            labels,
-            [
-                "kafka-redis-lock (2 partitions)",
-                "kafka-redis-lock (3 partitions)",
-                "kafka-redis-lock (5 partitions)",
-                "kafka-redis-lock (7 partitions)"
-            ]
-        );
-        let team = args("--preset team");
-        assert_eq!(team.topology, Topology::TEAM);
-        assert_eq!(
-            (team.round_count(), args("").round_count(), args("--preset team --rounds 2").round_count()),
-            (10, 3, 2)
-        );
-        assert_eq!(team.shapes().unwrap(), [SHAPES[0]]);
-        // a strategy the backends cannot run is left out (and reported as skipped)
-        assert!(args("--strategies redis-lock").variants(&sqlite_only).is_empty());
-        assert!(args("--shapes nope").shapes().is_err());
-    }
-
-    #[test]
-    fn only_none_and_a_multi_process_app_mutex_may_break() {
-        assert!(!expected_safe(StrategyName::NoControl, Topology::Uniform(1)));
-        assert!(expected_safe(StrategyName::AppMutex, Topology::Uniform(1)));
-        assert!(!expected_safe(StrategyName::AppMutex, Topology::Uniform(3)));
-        assert!(expected_safe(StrategyName::KafkaKeyed, Topology::TEAM));
-    }
-}
+mod tests;

@@ -10,6 +10,7 @@
 //! absent service fails the test instead, so a broken `scripts/services-up` cannot pass.
 
 mod check;
+mod each;
 
 use std::{
     collections::{BTreeMap, HashSet},
@@ -22,6 +23,7 @@ use sea_orm_migration::{MigrationTrait, SchemaManager};
 use tokio::sync::Barrier;
 
 pub use check::Check;
+pub use each::{for_each_strategy, selected};
 
 use crate::{ApplyOutcome, ApplyRequest, ConcurrencyStrategy, schema};
 

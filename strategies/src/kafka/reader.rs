@@ -65,7 +65,6 @@ impl PartitionReader {
                 Ok((records, high_watermark)) => {
                     if let Some(lag) = &self.lag {
                         // i64 → f64: exact below 2^53 records
-                        #[allow(clippy::cast_precision_loss)]
                         lag.set((high_watermark - self.offset).max(0) as f64);
                     }
                     let records: Vec<_> = records.into_iter().filter(|r| r.offset >= self.offset).collect();

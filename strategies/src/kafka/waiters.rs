@@ -38,7 +38,6 @@ struct Registry {
 
 impl Registry {
     // counts stay far below 2^53
-    #[allow(clippy::cast_precision_loss)]
     fn late_count(&self) -> f64 {
         self.late.len() as f64
     }

@@ -145,10 +145,11 @@ impl Worker {
         let messages: Vec<&ApplyMessage> = batch.iter().filter_map(|(_, m)| m.as_ref()).collect();
         let started = std::time::Instant::now();
         let mut remembered = self.remember(&messages);
+        let open = open_events(&messages, &remembered);
         let answers = match &self.lock {
-            Some(lock) if !open_events(&messages, &remembered).is_empty() => {
+            Some(lock) if !open.is_empty() => {
                 // the consumers of this process queue for an event here, not on Redis
-                let turns = lock.local_turns(&open_events(&messages, &remembered)).await;
+                let turns = lock.local_turns(&open).await;
                 // the consumer ahead in the queue may have sold the event out meanwhile
                 remembered = self.remember(&messages);
                 let open = open_events(&messages, &remembered);
