@@ -52,9 +52,9 @@ fn tokens(app: &TestApp, ids: &[i64]) -> Vec<String> {
     ids.iter().map(|&id| service.issue_for(id, "reader").expect("mint a token")).collect()
 }
 
-/// The counter `nanum_strategy_retries_total{reason="fenced"}` summed from `/metrics`.
-async fn fenced_retries(app: &TestApp) -> u64 {
-    let text = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+/// The counter `nanum_strategy_retries_total{reason="fenced"}` summed from `{base}/metrics`.
+async fn fenced_retries(client: &reqwest::Client, base: &str) -> u64 {
+    let text = client.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
     text.lines()
         .filter(|l| l.starts_with("nanum_strategy_retries_total") && l.contains("reason=\"fenced\""))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
@@ -135,7 +135,7 @@ async fn failover_keeps_the_race(strategy: StrategyName) {
         history.iter().filter(|a| a.status == 201 && a.sent > killed_at).map(|a| a.at).min();
     let stall = first_win_after.map(|t| t - killed_at);
     let slowest = history.iter().map(|a| a.at - a.sent).max().unwrap_or_default();
-    let fenced = fenced_retries(&apps[0]).await;
+    let fenced = fenced_retries(&apps[0].client, &apps[0].address).await;
     println!(
         "{strategy} over sentinels: primary {old} killed, {new} promoted after {failover:.2?}; \
          stall to the first win {stall:.2?}; {} answers 503, slowest answer {slowest:.2?}; \
@@ -255,20 +255,14 @@ async fn a_process_frozen_while_holding_the_redis_lock_is_fenced_out_when_it_wak
         .unwrap();
 
     let winners: Vec<i64> = schema::winners(&db, event).await.unwrap().iter().map(|w| w.user_id).collect();
-    let fenced = {
-        let text = client.get(format!("{a}/metrics")).send().await.unwrap().text().await.unwrap();
-        text.lines()
-            .filter(|l| l.starts_with("nanum_strategy_retries_total") && l.contains("reason=\"fenced\""))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>()
-    };
+    let fenced = fenced_retries(&client, &a).await;
     println!(
         "frozen holder: B answered {b_answer}, A answered {a_answer} after waking; winners {winners:?}; A's fenced retries {fenced}"
     );
     assert_eq!(b_answer, StatusCode::CREATED, "B took the expired lease and won the last copy");
     assert_ne!(a_answer, StatusCode::CREATED, "the frozen holder's reader must not be told won");
     assert_eq!(winners, vec![ids[0], ids[2]], "exactly the two copies, to the warm-up reader and B's");
-    assert!(fenced >= 1.0, "A's stale write was not refused by the fence (fenced retries {fenced})");
+    assert!(fenced >= 1, "A's stale write was not refused by the fence (fenced retries {fenced})");
 }
 
 async fn signal(pid: u32, sig: &str) {
