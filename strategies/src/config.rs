@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::registry::{Needs, Scope, StrategyName};
 use crate::{
     ConcurrencyStrategy,
+    group_commit::GroupCommitConfig,
     kafka::{KafkaConfig, Placement},
     redis_lock::RedisLockConfig,
     registry::Parts,
@@ -112,6 +113,9 @@ pub struct ConcurrencyConfig {
     /// Options of `redis-lock` (and of the lock inside `kafka-redis-lock`).
     #[serde(default)]
     pub redis_lock: RedisLockConfig,
+    /// Options of `group-commit`.
+    #[serde(default)]
+    pub group_commit: GroupCommitConfig,
     /// `kafka-redis-lock` only: take the Redis lock in the consumer (the team's fix). Off, the
     /// round-robin partitions race — the bug the team hit.
     #[serde(default = "yes")]
@@ -133,6 +137,7 @@ impl Default for ConcurrencyConfig {
             strategy: StrategyName::PessimisticLock,
             optimistic: OptimisticConfig::default(),
             redis_lock: RedisLockConfig::default(),
+            group_commit: GroupCommitConfig::default(),
             kafka_lock: true,
             sold_out_shortcut: true,
         }

@@ -19,8 +19,8 @@
 //! - `section`: the shared critical section, parametrised by how stock is read and
 //!   decremented (`Gate`).
 //! - `none`, `pessimistic-lock`, `db-atomic`: the section behind one gate (`section::Gated`);
-//!   `app_mutex`, `optimistic_lock`, [`redis_lock`], `redis_atomic`: one module per
-//!   strategy.
+//!   `app_mutex`, `optimistic_lock`, [`redis_lock`], `redis_atomic`, [`group_commit`]: one
+//!   module per strategy.
 //! - `sold_out`: the sold-out shortcut (a monotonic fact answered from memory), wrapping
 //!   any strategy; `event_locks`: per-event in-process FIFO queues.
 //! - [`kafka`]: the three Kafka strategies (producer, consumers, offsets in the database).
@@ -43,6 +43,7 @@ pub mod config;
 pub mod contract;
 pub mod dberr;
 mod event_locks;
+pub mod group_commit;
 pub mod kafka;
 mod optimistic_lock;
 pub mod outcomes;
@@ -57,6 +58,7 @@ mod sold_out;
 pub mod strategy;
 
 pub use config::{Backends, BuildError, ConcurrencyConfig, OptimisticConfig, build_strategy};
+pub use group_commit::GroupCommitConfig;
 pub use redis_lock::RedisLockConfig;
 pub use registry::{Needs, Scope, StrategyName};
 pub use strategy::{ApplyOutcome, ApplyRequest, Backend, ConcurrencyStrategy, StrategyError};

@@ -30,7 +30,7 @@ use crate::redis_pool::Pool;
 use sea_orm::DatabaseConnection;
 
 use crate::{
-    BuildError, ConcurrencyConfig, ConcurrencyStrategy, app_mutex,
+    BuildError, ConcurrencyConfig, ConcurrencyStrategy, app_mutex, group_commit,
     kafka::{self, KafkaConfig, Placement},
     optimistic_lock, redis_atomic, redis_lock, section,
     sold_out::SoldOutBook,
@@ -172,6 +172,8 @@ pub enum StrategyName {
     DbAtomic,
     /// One Redis Lua script gates; the database records the winners.
     RedisAtomic,
+    /// Per event, the applications queued while a batch commits share the next transaction.
+    GroupCommit,
 }
 
 use Scope::{AnyInstances, Nothing, OneProcess};
@@ -193,6 +195,7 @@ pub(crate) const REGISTRY: &[Entry] = &[
     row(S::KafkaKeyed, "kafka-keyed", KAFKA, AnyInstances, |p| Box::pin(kafka::build(p))),
     row(S::DbAtomic, "db-atomic", DB, AnyInstances, |p| Box::pin(section::build_db_atomic(p))),
     row(S::RedisAtomic, "redis-atomic", REDIS, AnyInstances, |p| Box::pin(redis_atomic::build(p))),
+    row(S::GroupCommit, "group-commit", DB, AnyInstances, |p| Box::pin(group_commit::build(p))),
 ];
 
 /// A row (a function only so the table above reads one strategy per line).

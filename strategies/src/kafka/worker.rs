@@ -2,7 +2,7 @@
 //! fetched batch at a time.
 //!
 //! One database transaction holds a whole batch: the allocations (one pass of the section
-//! for the whole batch, [`section::steps_batch`]), every request's final answer, and the
+//! for the whole batch, [`section::steps`]), every request's final answer, and the
 //! next offset.
 //! A crash anywhere before the commit means the batch is processed again on restart; after
 //! it, never again. A record seen twice (producer retry, replayed key) finds its answer
@@ -25,7 +25,7 @@ use rskafka::{
     client::partition::{Compression, PartitionClient},
     record::Record,
 };
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
+use sea_orm::{DatabaseConnection, DbErr};
 
 use super::{
     client::within,
@@ -39,7 +39,7 @@ use crate::{
     outcomes::{self, RequestResult},
     probes::{StrategyProbes, lag_gauge},
     redis_lock::RedisLock,
-    section::{self, Applicant, BatchAttempt},
+    section::{self, Applicant, Batch, Ending, Gates},
     sold_out::SoldOutBook,
 };
 
@@ -200,7 +200,6 @@ impl Worker {
         tokens: &BTreeMap<i64, i64>,
     ) -> Result<Option<Vec<(&'m ApplyMessage, ApplyOutcome)>>, DbErr> {
         let tx = section::begin(&self.db).await?;
-        let backend = tx.get_database_backend();
         let ids: Vec<&str> = messages.iter().map(|m| m.request_id.as_str()).collect();
         // Answers stored by an earlier run (duplicate records); new ones join them below.
         let mut decided = outcomes::results_of(&tx, &ids).await?;
@@ -219,13 +218,20 @@ impl Worker {
             .iter()
             .map(|m| Applicant { event: m.event_id, user: m.user_id, request_id: m.request_id.as_str() })
             .collect();
-        let decisions = match section::steps_batch(&tx, backend, &applicants, tokens).await? {
-            BatchAttempt::Done(outcomes) => outcomes,
-            BatchAttempt::Fenced => {
-                tx.rollback().await?;
-                return Ok(None);
-            }
-        };
+        // an event without a stock row answers `sold_out` (the API checked it before
+        // producing), and the transaction is kept for the answers and the offset
+        let decisions =
+            match section::steps(&tx, &applicants, Gates::Tokens(tokens), Ending::Commit, None).await? {
+                Batch::Done { outcomes, .. } => outcomes,
+                Batch::Fenced => {
+                    tx.rollback().await?;
+                    return Ok(None);
+                }
+                // neither read-modify-write nor the fenced gate compares versions
+                Batch::Conflict => {
+                    return Err(DbErr::Custom("a version conflict under partition ownership".into()));
+                }
+            };
         let mut stored = Vec::with_capacity(fresh.len() + known.len());
         for (m, outcome) in fresh.iter().copied().zip(decisions).chain(known) {
             decided.insert(m.request_id.clone(), outcome);

@@ -96,9 +96,12 @@ async fn a_batch_is_decided_in_log_order_with_duplicates_and_holders_rejected() 
         .into_iter()
         .map(|(user, request_id)| Applicant { event: if user == 5 { 99 } else { 1 }, user, request_id })
         .collect();
-    let attempt = steps_batch(&tx, DbBackend::Sqlite, &applicants, &Default::default()).await.expect("batch");
+    let no_tokens = Default::default();
+    let attempt =
+        steps(&tx, &applicants, Gates::Tokens(&no_tokens), Ending::Commit, None).await.expect("batch");
     tx.commit().await.expect("commit");
-    let BatchAttempt::Done(outcomes) = attempt else { panic!("not fenced: {attempt:?}") };
+    let Batch::Done { outcomes, unknown } = attempt else { panic!("not fenced: {attempt:?}") };
+    assert_eq!(unknown, [99].into(), "the event without a stock row");
     let names: Vec<_> = outcomes.iter().map(|o| o.as_str()).collect();
     assert_eq!(names, ["already_applied", "won", "already_applied", "won", "sold_out", "sold_out"]);
     // the winners' ids follow the log order
@@ -117,9 +120,9 @@ async fn a_batch_over_several_events_keeps_each_events_stock_and_a_stale_token_i
         .map(|(event, user, request_id)| Applicant { event, user, request_id })
         .collect();
     let tokens = std::collections::BTreeMap::from([(1, 5), (2, 5)]);
-    let attempt = steps_batch(&tx, DbBackend::Sqlite, &applicants, &tokens).await.expect("batch");
+    let attempt = steps(&tx, &applicants, Gates::Tokens(&tokens), Ending::Commit, None).await.expect("batch");
     tx.commit().await.expect("commit");
-    let BatchAttempt::Done(outcomes) = attempt else { panic!("not fenced: {attempt:?}") };
+    let Batch::Done { outcomes, .. } = attempt else { panic!("not fenced: {attempt:?}") };
     let names: Vec<_> = outcomes.iter().map(|o| o.as_str()).collect();
     assert_eq!(names, ["won", "won", "sold_out", "won", "sold_out"]);
     assert_eq!(schema::remaining(&db, 1).await.expect("stock"), Some(0));
@@ -130,8 +133,8 @@ async fn a_batch_over_several_events_keeps_each_events_stock_and_a_stale_token_i
     let late = [Applicant { event: 2, user: 20, request_id: "z" }];
     let stale = std::collections::BTreeMap::from([(2, 4)]);
     assert_eq!(
-        steps_batch(&tx, DbBackend::Sqlite, &late, &stale).await.expect("batch"),
-        BatchAttempt::Fenced
+        steps(&tx, &late, Gates::Tokens(&stale), Ending::Commit, None).await.expect("batch"),
+        Batch::Fenced
     );
 }
 
