@@ -1,3 +1,6 @@
+//! The `nanum` binary: sets up logging from the configuration's `log.format`, then runs the
+//! command line of `nanum::cli` (serve by default) and exits non-zero on an error.
+
 use clap::Parser;
 
 #[actix_web::main]

@@ -126,7 +126,8 @@ impl MigrationName for Migration {
     }
 }
 
-#[allow(elided_lifetimes_in_paths)]
+// sea-orm-migration's trait elides the lifetime; naming it here would not match.
+#[expect(elided_lifetimes_in_paths, reason = "sea-orm-migration's trait elides the lifetime")]
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {

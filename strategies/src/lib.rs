@@ -32,10 +32,6 @@
 //! - `contract` (feature `testsuite`): the shared contract suite (a race harness plus its
 //!   invariant checks), for tests, the bench and the load tools; never in the serving binary.
 
-// The workspace lints (Cargo.toml) apply too; a library also documents and scopes its API.
-#![deny(missing_docs)]
-#![warn(unreachable_pub)]
-
 mod app_mutex;
 pub mod backoff;
 pub mod config;

@@ -14,16 +14,16 @@ use sea_orm::ConnectionTrait;
 use strategies::{StrategyName, contract};
 
 const INSTANCES: usize = 3;
-pub const READERS: usize = 300;
-pub const ATTEMPTS: usize = 2;
-pub const COPIES: i64 = 10;
+pub(crate) const READERS: usize = 300;
+pub(crate) const ATTEMPTS: usize = 2;
+pub(crate) const COPIES: i64 = 10;
 
 /// A running deployment (the same harness `nanum compare` races), its crowd, and the
 /// database URL (for direct checks).
-pub struct Launched {
-    pub deployment: Deployment,
-    pub crowd: Crowd,
-    pub database_url: String,
+pub(crate) struct Launched {
+    pub(crate) deployment: Deployment,
+    pub(crate) crowd: Crowd,
+    pub(crate) database_url: String,
     /// One cluster at a time: on 2 cores, two clusters of debug builds racing each other
     /// measure the machine, not the strategy.
     _turn: tokio::sync::MutexGuard<'static, ()>,
@@ -35,12 +35,16 @@ static ONE_CLUSTER_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const
 /// keys and Kafka topic when the strategy needs them), with `extra` environment for every
 /// instance, and mints [`READERS`] readers. `None` (a printed skip) when a backend it needs
 /// is absent; under `CI=true` that fails instead.
-pub async fn launch(strategy: StrategyName, topology: Topology, extra: &[(&str, &str)]) -> Option<Launched> {
+pub(crate) async fn launch(
+    strategy: StrategyName,
+    topology: Topology,
+    extra: &[(&str, &str)],
+) -> Option<Launched> {
     launch_crowd(strategy, topology, READERS, extra).await
 }
 
 /// As [`launch`], with a crowd of `readers`.
-pub async fn launch_crowd(
+pub(crate) async fn launch_crowd(
     strategy: StrategyName,
     topology: Topology,
     readers: usize,
@@ -81,21 +85,21 @@ pub async fn launch_crowd(
     Some(Launched { deployment, crowd, database_url, _turn: turn })
 }
 
-pub fn row(label: &str, topology: Topology, report: &CrowdReport, verdict: &str) {
+pub(crate) fn row(label: &str, topology: Topology, report: &CrowdReport, verdict: &str) {
     println!(
         "| `{label}` | {topology} | {} | {} / {COPIES} | {:?} ({} settled later) | {verdict} |",
         report.requests, report.winners, report.statuses, report.pending
     );
 }
 
-pub async fn holds_in(strategy: StrategyName, topology: Topology, extra: &[(&str, &str)]) {
+pub(crate) async fn holds_in(strategy: StrategyName, topology: Topology, extra: &[(&str, &str)]) {
     let Some(launched) = launch(strategy, topology, extra).await else { return };
     let report = launched.crowd.race(COPIES, ATTEMPTS).await.expect("race");
     row(strategy.as_str(), topology, &report, if report.holds(READERS) { "holds" } else { "BROKEN" });
     assert!(report.holds(READERS), "{strategy} broke in {topology:?}: {report:#?}");
 }
 
-pub async fn over_allocates_in(
+pub(crate) async fn over_allocates_in(
     strategy: StrategyName,
     topology: Topology,
     extra: &[(&str, &str)],

@@ -10,14 +10,14 @@ use serde_json::{Value, json};
 use strategies::{StrategyName, contract};
 
 /// A running server and what a test needs to talk to it.
-pub struct TestApp {
-    pub address: String,
-    pub client: reqwest::Client,
-    pub settings: configuration::Settings,
+pub(crate) struct TestApp {
+    pub(crate) address: String,
+    pub(crate) client: reqwest::Client,
+    pub(crate) settings: configuration::Settings,
 }
 
 /// A server on a fresh SQLite file with the default strategy (no service needed).
-pub async fn spawn_app() -> TestApp {
+pub(crate) async fn spawn_app() -> TestApp {
     let dir = std::env::temp_dir().join("nanum-tests");
     std::fs::create_dir_all(&dir).expect("temp dir");
     let file = dir.join(format!("{}.db", uuid::Uuid::new_v4().simple()));
@@ -26,19 +26,19 @@ pub async fn spawn_app() -> TestApp {
 
 /// A server on a fresh MariaDB database, or `None` (skipped, or failing under CI) when
 /// MariaDB is absent.
-pub async fn spawn_on_mariadb(strategy: StrategyName) -> Option<TestApp> {
+pub(crate) async fn spawn_on_mariadb(strategy: StrategyName) -> Option<TestApp> {
     let url = contract::fresh_mariadb_url("api").await?;
     Some(spawn_with(&url, strategy).await)
 }
 
 /// A server with the given database URL and strategy, `config/test.toml` for the rest
 /// (and the test Redis for the Redis strategies).
-pub async fn spawn_with(database_url: &str, strategy: StrategyName) -> TestApp {
+pub(crate) async fn spawn_with(database_url: &str, strategy: StrategyName) -> TestApp {
     spawn_configured(database_url, strategy, |_| {}).await
 }
 
 /// As [`spawn_with`], with a last say on the settings.
-pub async fn spawn_configured(
+pub(crate) async fn spawn_configured(
     database_url: &str,
     strategy: StrategyName,
     configure: impl FnOnce(&mut configuration::Settings),
@@ -68,7 +68,7 @@ pub async fn spawn_configured(
 
 /// `count` real `nanum serve` processes on `env` (`per_instance` adds settings for one of
 /// them), a client, and an admin token from the first.
-pub async fn start_processes(
+pub(crate) async fn start_processes(
     count: usize,
     env: &[(String, String)],
     per_instance: nanum_load::cluster::PerInstance<'_>,
@@ -85,17 +85,17 @@ pub async fn start_processes(
 }
 
 /// A new, empty folder name for a search index.
-pub fn fresh_index_dir() -> std::path::PathBuf {
+pub(crate) fn fresh_index_dir() -> std::path::PathBuf {
     std::env::temp_dir().join("nanum-tests").join(format!("{}.index", uuid::Uuid::new_v4().simple()))
 }
 
 /// Parses a response body as JSON (the contract says every body is JSON).
-pub async fn body(response: Response) -> Value {
+pub(crate) async fn body(response: Response) -> Value {
     response.json().await.expect("a JSON body")
 }
 
 /// Asserts status and `error` code of an error answer, returning the body.
-pub async fn assert_error(response: Response, status: StatusCode, code: &str) -> Value {
+pub(crate) async fn assert_error(response: Response, status: StatusCode, code: &str) -> Value {
     assert_eq!(response.status(), status, "expected {status} {code}");
     let body = body(response).await;
     assert_eq!(body["error"], code, "body: {body}");
@@ -104,11 +104,11 @@ pub async fn assert_error(response: Response, status: StatusCode, code: &str) ->
 }
 
 impl TestApp {
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }
 
-    pub async fn post(&self, path: &str, token: Option<&str>, json: &Value) -> Response {
+    pub(crate) async fn post(&self, path: &str, token: Option<&str>, json: &Value) -> Response {
         let mut req = self.client.post(self.url(path)).json(json);
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -116,7 +116,7 @@ impl TestApp {
         req.send().await.expect("request")
     }
 
-    pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
+    pub(crate) async fn get(&self, path: &str, token: Option<&str>) -> Response {
         let mut req = self.client.get(self.url(path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -125,7 +125,7 @@ impl TestApp {
     }
 
     /// Signs up; returns the new user's id.
-    pub async fn register(&self, email: &str, password: &str) -> i64 {
+    pub(crate) async fn register(&self, email: &str, password: &str) -> i64 {
         let r = self
             .post("/api/v1/users", None, &json!({ "email": email, "password": password, "name": "Reader" }))
             .await;
@@ -134,26 +134,26 @@ impl TestApp {
     }
 
     /// Logs in; returns the access token.
-    pub async fn login(&self, email: &str, password: &str) -> String {
+    pub(crate) async fn login(&self, email: &str, password: &str) -> String {
         let r = self.post("/api/v1/auth/login", None, &json!({ "email": email, "password": password })).await;
         assert_eq!(r.status(), StatusCode::OK, "login of {email}");
         body(r).await["access_token"].as_str().expect("token").to_owned()
     }
 
     /// A new reader: (id, token).
-    pub async fn reader(&self) -> (i64, String) {
+    pub(crate) async fn reader(&self) -> (i64, String) {
         let email = format!("reader-{}@example.com", uuid::Uuid::new_v4().simple());
         let id = self.register(&email, "correct horse").await;
         (id, self.login(&email, "correct horse").await)
     }
 
     /// The bootstrap admin's token.
-    pub async fn admin_token(&self) -> String {
+    pub(crate) async fn admin_token(&self) -> String {
         self.login(&self.settings.auth.admin_email.clone(), self.settings.auth.admin_password.expose()).await
     }
 
     /// A book created by the admin; returns its id.
-    pub async fn book(&self, admin: &str) -> i64 {
+    pub(crate) async fn book(&self, admin: &str) -> i64 {
         let r = self
             .post("/api/v1/books", Some(admin), &json!({ "title": "채식주의자", "author": "한강" }))
             .await;
@@ -162,7 +162,7 @@ impl TestApp {
     }
 
     /// An event of `quantity` copies opening at `opens_at`; returns its id.
-    pub async fn event(
+    pub(crate) async fn event(
         &self,
         admin: &str,
         quantity: i32,
@@ -182,12 +182,12 @@ impl TestApp {
     }
 
     /// An event open since a minute ago.
-    pub async fn open_event(&self, admin: &str, quantity: i32) -> i64 {
+    pub(crate) async fn open_event(&self, admin: &str, quantity: i32) -> i64 {
         self.event(admin, quantity, Utc::now() - chrono::Duration::minutes(1), None).await
     }
 
     /// `POST /events/{id}/applications` with an optional Idempotency-Key.
-    pub async fn apply(&self, event: i64, token: &str, key: Option<&str>) -> Response {
+    pub(crate) async fn apply(&self, event: i64, token: &str, key: Option<&str>) -> Response {
         let mut req =
             self.client.post(self.url(&format!("/api/v1/events/{event}/applications"))).bearer_auth(token);
         if let Some(k) = key {

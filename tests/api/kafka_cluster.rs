@@ -28,7 +28,7 @@ use crate::{
 };
 
 /// The cluster's brokers (`scripts/services-up kafka-cluster`).
-pub const CLUSTER: &str = "127.0.0.1:19092,127.0.0.1:19093,127.0.0.1:19094";
+pub(crate) const CLUSTER: &str = "127.0.0.1:19092,127.0.0.1:19093,127.0.0.1:19094";
 
 /// How long an apply may stall after the leader dies: the controller fences a broker it has
 /// not heard from for `broker.session.timeout.ms` (Kafka's default, 9 s) and moves the
@@ -44,7 +44,7 @@ const APPLY_BOUND: Duration = Duration::from_secs(15);
 static CLUSTER_TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The cluster's brokers, or `None` after [`contract::service_absent`].
-pub async fn cluster_brokers() -> Option<&'static str> {
+pub(crate) async fn cluster_brokers() -> Option<&'static str> {
     match strategies::kafka::client::connect(CLUSTER, Duration::from_secs(5)).await {
         Ok(_) => Some(CLUSTER),
         Err(e) => {
@@ -58,7 +58,7 @@ pub async fn cluster_brokers() -> Option<&'static str> {
 }
 
 /// Runs a repository script; its stdout, trimmed.
-pub fn script(name: &str, args: &[&str]) -> String {
+pub(crate) fn script(name: &str, args: &[&str]) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts").join(name);
     let out = Command::new(&path).args(args).output().unwrap_or_else(|e| panic!("run {name}: {e}"));
     assert!(out.status.success(), "{name} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -67,7 +67,7 @@ pub fn script(name: &str, args: &[&str]) -> String {
 
 /// Starts whatever node of the cluster is down when dropped — also when the test fails —
 /// so the next run finds three brokers.
-pub struct RestartOnDrop;
+pub(crate) struct RestartOnDrop;
 
 impl Drop for RestartOnDrop {
     fn drop(&mut self) {

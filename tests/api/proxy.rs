@@ -16,8 +16,8 @@ use tokio::{
 };
 
 /// Forwards 127.0.0.1:`port` to `target` until cut; can be restored on the same port.
-pub struct Proxy {
-    pub port: u16,
+pub(crate) struct Proxy {
+    pub(crate) port: u16,
     target: String,
     accept: Option<JoinHandle<()>>,
     connections: Arc<Mutex<Vec<JoinHandle<()>>>>,
@@ -26,7 +26,7 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    pub async fn start(target: &str) -> Self {
+    pub(crate) async fn start(target: &str) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let mut proxy = Proxy {
             port: listener.local_addr().unwrap().port(),
@@ -60,7 +60,7 @@ impl Proxy {
     }
 
     /// Refuses new connections and drops every open one, like a crashed server.
-    pub fn cut(&mut self) {
+    pub(crate) fn cut(&mut self) {
         if let Some(accept) = self.accept.take() {
             accept.abort();
         }
@@ -70,15 +70,15 @@ impl Proxy {
     }
 
     /// Holds every byte in both directions until [`Proxy::thaw`]; connections stay open.
-    pub fn freeze(&self) {
+    pub(crate) fn freeze(&self) {
         self.frozen.send_replace(true);
     }
 
-    pub fn thaw(&self) {
+    pub(crate) fn thaw(&self) {
         self.frozen.send_replace(false);
     }
 
-    pub async fn restore(&mut self) {
+    pub(crate) async fn restore(&mut self) {
         let listener = TcpListener::bind(("127.0.0.1", self.port)).await.expect("re-bind proxy port");
         self.serve(listener);
     }

@@ -11,17 +11,17 @@ use std::{
 use tokio::process::{Child, Command};
 
 /// The name the sentinels watch.
-pub const MASTER: &str = "nanum";
+pub(crate) const MASTER: &str = "nanum";
 
 /// The sentinels call a primary down after this long without an answer.
 const DOWN_AFTER_MS: u64 = 1_000;
 
-pub struct SentinelSet {
+pub(crate) struct SentinelSet {
     dir: PathBuf,
     /// Port of each data node; index 0 starts as the primary.
-    pub nodes: Vec<u16>,
+    pub(crate) nodes: Vec<u16>,
     node_children: Vec<Option<Child>>,
-    pub sentinels: Vec<u16>,
+    pub(crate) sentinels: Vec<u16>,
     _sentinel_children: Vec<Child>,
 }
 
@@ -39,7 +39,7 @@ fn spawn(args: &[String]) -> Child {
         .expect("start redis-server (installed by scripts/services-up)")
 }
 
-pub async fn cli(port: u16, args: &[&str]) -> String {
+pub(crate) async fn cli(port: u16, args: &[&str]) -> String {
     let out = Command::new("redis-cli")
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
         .args(args)
@@ -60,7 +60,7 @@ async fn wait_until(what: &str, bound: Duration, mut ready: impl AsyncFnMut() ->
 impl SentinelSet {
     /// A primary, one replica in sync with it, and three sentinels that know both and each
     /// other (so they can elect a leader and fail over).
-    pub async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let dir = std::env::temp_dir().join(format!("nanum-sentinel-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("sentinel folder");
         let nodes = vec![free_port(), free_port()];
@@ -118,19 +118,19 @@ impl SentinelSet {
     }
 
     /// `redis-sentinel://…/nanum`: what `redis.url` is set to.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         let hosts: Vec<String> = self.sentinels.iter().map(|p| format!("127.0.0.1:{p}")).collect();
         format!("redis-sentinel://{}/{MASTER}", hosts.join(","))
     }
 
     /// The port the first sentinel names as primary.
-    pub async fn primary(&self) -> Option<u16> {
+    pub(crate) async fn primary(&self) -> Option<u16> {
         let answer = cli(self.sentinels[0], &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER]).await;
         answer.lines().nth(1).and_then(|p| p.trim().parse().ok())
     }
 
     /// SIGKILLs the node serving as primary; returns its port.
-    pub async fn kill_primary(&mut self) -> u16 {
+    pub(crate) async fn kill_primary(&mut self) -> u16 {
         let port = self.primary().await.expect("a primary");
         let i = self.nodes.iter().position(|&p| p == port).expect("a node of ours");
         let mut child = self.node_children[i].take().expect("the primary runs");
@@ -139,7 +139,7 @@ impl SentinelSet {
     }
 
     /// Waits until the sentinels name a primary other than `old`; bounded.
-    pub async fn promoted_after(&self, old: u16, bound: Duration) -> u16 {
+    pub(crate) async fn promoted_after(&self, old: u16, bound: Duration) -> u16 {
         let deadline = Instant::now() + bound;
         loop {
             if let Some(port) = self.primary().await.filter(|&p| p != old) {
