@@ -268,4 +268,4 @@ impl crate::ConcurrencyStrategy for Gated {
 
 /// The section's steps on an in-memory SQLite database: no service needed.
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

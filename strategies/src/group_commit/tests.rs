@@ -1,17 +1,5 @@
-use sea_orm::{ConnectOptions, Database};
-
 use super::*;
-use crate::{ConcurrencyConfig, contract, schema};
-
-async fn db_with_event(copies: i32) -> DatabaseConnection {
-    let mut opts = ConnectOptions::new("sqlite::memory:");
-    // one connection: every connection to `:memory:` is a database of its own
-    opts.max_connections(1).sqlx_logging(false);
-    let db = Database::connect(opts).await.expect("in-memory SQLite");
-    contract::migrate(&db).await.expect("race tables");
-    schema::insert_stock(&db, 1, copies).await.expect("stock row");
-    db
-}
+use crate::{ConcurrencyConfig, schema, section::tests::db_with_event};
 
 async fn group_commit(db: &DatabaseConnection, config: GroupCommitConfig) -> Arc<dyn ConcurrencyStrategy> {
     let config =
@@ -77,11 +65,11 @@ async fn a_batch_takes_at_most_max_batch_in_order_and_a_withdrawn_request_leaves
     assert!(!shared.withdraw(1, 1), "and is gone now");
     let first: Vec<_> = shared.next_batch(1).expect("a batch").iter().map(|w| w.user).collect();
     assert_eq!(first, [1, 3, 4]);
+    assert!(!shared.withdraw(1, 0), "a request taken into a batch (reader 1) cannot be withdrawn");
     let second: Vec<_> = shared.next_batch(1).expect("a batch").iter().map(|w| w.user).collect();
     assert_eq!(second, [5]);
     assert!(shared.next_batch(1).is_none(), "an empty queue ends the leader's turn");
     assert!(shared.queues().is_empty(), "and goes");
-    assert!(!shared.withdraw(1, 4), "a request taken into a batch cannot be withdrawn");
 }
 
 #[tokio::test]

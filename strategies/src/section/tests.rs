@@ -8,7 +8,8 @@ fn p() -> &'static StrategyProbes {
 }
 use crate::{contract, schema};
 
-async fn db_with_event(copies: i32) -> DatabaseConnection {
+/// An in-memory SQLite database with the race tables and event 1 holding `copies`.
+pub(crate) async fn db_with_event(copies: i32) -> DatabaseConnection {
     let mut opts = ConnectOptions::new("sqlite::memory:");
     // one connection: every connection to `:memory:` is a database of its own
     opts.max_connections(1).sqlx_logging(false);
