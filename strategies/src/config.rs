@@ -16,6 +16,7 @@ use crate::{
     ConcurrencyStrategy,
     group_commit::GroupCommitConfig,
     kafka::{KafkaConfig, Placement},
+    named_lock::NamedLockConfig,
     redis_lock::RedisLockConfig,
     registry::Parts,
     sold_out::Shortcut,
@@ -116,6 +117,9 @@ pub struct ConcurrencyConfig {
     /// Options of `group-commit`.
     #[serde(default)]
     pub group_commit: GroupCommitConfig,
+    /// Options of `named-lock`.
+    #[serde(default)]
+    pub named_lock: NamedLockConfig,
     /// `kafka-redis-lock` only: take the Redis lock in the consumer (the team's fix). Off, the
     /// round-robin partitions race — the bug the team hit.
     #[serde(default = "yes")]
@@ -138,6 +142,7 @@ impl Default for ConcurrencyConfig {
             optimistic: OptimisticConfig::default(),
             redis_lock: RedisLockConfig::default(),
             group_commit: GroupCommitConfig::default(),
+            named_lock: NamedLockConfig::default(),
             kafka_lock: true,
             sold_out_shortcut: true,
         }
@@ -253,7 +258,7 @@ mod tests {
 
     #[test]
     fn available_follows_the_backends() {
-        assert_eq!(StrategyName::available(false, false).len(), 5);
+        assert_eq!(StrategyName::available(false, false).len(), 7);
         assert!(StrategyName::available(true, false).contains(&StrategyName::RedisAtomic));
         assert!(!StrategyName::available(false, true).contains(&StrategyName::KafkaRedisLock));
         assert_eq!(StrategyName::available(true, true), StrategyName::ALL.to_vec());

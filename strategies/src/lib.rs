@@ -19,7 +19,8 @@
 //! - `section`: the shared critical section, parametrised by how stock is read and
 //!   decremented (`Gate`).
 //! - `none`, `pessimistic-lock`, `db-atomic`: the section behind one gate (`section::Gated`);
-//!   `app_mutex`, `optimistic_lock`, [`redis_lock`], `redis_atomic`, [`group_commit`]: one
+//!   `app_mutex`, `optimistic_lock`, [`redis_lock`], `redis_atomic`, [`group_commit`],
+//!   [`named_lock`]: one
 //!   module per strategy.
 //! - `sold_out`: the sold-out shortcut (a monotonic fact answered from memory), wrapping
 //!   any strategy; `event_locks`: per-event in-process FIFO queues.
@@ -41,6 +42,7 @@ pub mod dberr;
 mod event_locks;
 pub mod group_commit;
 pub mod kafka;
+pub mod named_lock;
 mod optimistic_lock;
 pub mod outcomes;
 pub mod probes;
@@ -55,6 +57,7 @@ pub mod strategy;
 
 pub use config::{Backends, BuildError, ConcurrencyConfig, OptimisticConfig, build_strategy};
 pub use group_commit::GroupCommitConfig;
+pub use named_lock::NamedLockConfig;
 pub use redis_lock::RedisLockConfig;
 pub use registry::{Needs, Scope, StrategyName};
 pub use strategy::{ApplyOutcome, ApplyRequest, Backend, ConcurrencyStrategy, StrategyError};

@@ -32,7 +32,7 @@ use sea_orm::DatabaseConnection;
 use crate::{
     BuildError, ConcurrencyConfig, ConcurrencyStrategy, app_mutex, group_commit,
     kafka::{self, KafkaConfig, Placement},
-    optimistic_lock, redis_atomic, redis_lock, section,
+    named_lock, optimistic_lock, redis_atomic, redis_lock, section,
     sold_out::SoldOutBook,
 };
 
@@ -174,6 +174,8 @@ pub enum StrategyName {
     RedisAtomic,
     /// Per event, the applications queued while a batch commits share the next transaction.
     GroupCommit,
+    /// MariaDB `GET_LOCK` / `RELEASE_LOCK` per event around the section.
+    NamedLock,
 }
 
 use Scope::{AnyInstances, Nothing, OneProcess};
@@ -196,6 +198,7 @@ pub(crate) const REGISTRY: &[Entry] = &[
     row(S::DbAtomic, "db-atomic", DB, AnyInstances, |p| Box::pin(section::build_db_atomic(p))),
     row(S::RedisAtomic, "redis-atomic", REDIS, AnyInstances, |p| Box::pin(redis_atomic::build(p))),
     row(S::GroupCommit, "group-commit", DB, AnyInstances, |p| Box::pin(group_commit::build(p))),
+    row(S::NamedLock, "named-lock", DB, AnyInstances, |p| Box::pin(named_lock::build(p))),
 ];
 
 /// A row (a function only so the table above reads one strategy per line).

@@ -16,7 +16,11 @@ fn args(line: &str) -> CompareArgs {
 fn rows_follow_the_backends_and_the_flags() {
     let sqlite_only = StrategyName::available(false, false);
     let rows = args("").variants(&sqlite_only);
-    assert_eq!(rows.len(), 6, "none, app-mutex, pessimistic-lock, optimistic-lock, db-atomic, group-commit");
+    assert_eq!(
+        rows.len(),
+        7,
+        "none, app-mutex, pessimistic-lock, optimistic-lock, db-atomic, group-commit, named-lock"
+    );
     assert!(rows.iter().all(|r| r.variant.is_empty() && r.env.is_empty()));
 
     let rows = args("--strategies none,db-atomic --also-without-shortcut").variants(&sqlite_only);
