@@ -67,7 +67,14 @@ pub(crate) async fn build(parts: &Parts<'_>) -> Result<Arc<dyn ConcurrencyStrate
                 .min_connections(0)
                 .acquire_timeout(wait)
                 .connect_lazy_with((*main.connect_options()).clone());
-            Some(pool)
+            let database = sqlx::query_scalar::<_, Option<String>>("SELECT DATABASE()")
+                .fetch_one(main)
+                .await
+                .map_err(|e| BuildError::Backend {
+                    strategy: parts.name,
+                    reason: format!("could not read the database's name for the lock names: {e}"),
+                })?;
+            Some((pool, database.unwrap_or_default()))
         }
         _ => None,
     };
@@ -91,16 +98,19 @@ pub(crate) struct NamedLock {
 #[derive(Debug)]
 struct Inner {
     db: DatabaseConnection,
-    /// The lock connections (MariaDB only).
-    locks: Option<MySqlPool>,
+    /// The lock connections and the database's name (MariaDB only).
+    locks: Option<(MySqlPool, String)>,
     book: Option<Arc<SoldOutBook>>,
     max_wait: Duration,
     probes: &'static StrategyProbes,
 }
 
-/// The lock's name: one per event (at most 64 characters).
-fn lock_name(event_id: i64) -> String {
-    format!("nanum.event.{event_id}")
+/// The lock's name, one per event: `<database>.event.<id>`. Named locks are server-wide, so
+/// the database's name (its first 40 characters: a name has at most 64) keeps deployments
+/// and tests that share a server apart.
+fn lock_name(database: &str, event_id: i64) -> String {
+    let database: String = database.chars().take(40).collect();
+    format!("{database}.event.{event_id}")
 }
 
 /// A lock connection holding its event's lock. Dropped without [`Held::release`] (an error
@@ -139,7 +149,7 @@ impl Drop for Held {
 
 impl Inner {
     /// Takes `event_id`'s lock within `max_wait`.
-    async fn lock(&self, pool: &MySqlPool, event_id: i64) -> Result<Held, StrategyError> {
+    async fn lock(&self, pool: &MySqlPool, database: &str, event_id: i64) -> Result<Held, StrategyError> {
         let began = Instant::now();
         let timed_out = || {
             self.probes.lock_timeouts.increment(1);
@@ -152,7 +162,7 @@ impl Inner {
             Err(sqlx::Error::PoolTimedOut) => return Err(timed_out()),
             Err(e) => return Err(DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into())).into()),
         };
-        let name = lock_name(event_id);
+        let name = lock_name(database, event_id);
         let left = self.max_wait.saturating_sub(began.elapsed()).as_secs_f64();
         let got = sqlx::query_scalar::<_, Option<i64>>("SELECT GET_LOCK(?, ?)")
             .bind(&name)
@@ -173,7 +183,7 @@ impl Inner {
 
     async fn apply(&self, request: &ApplyRequest) -> Result<ApplyOutcome, StrategyError> {
         let held = match &self.locks {
-            Some(pool) => Some(self.lock(pool, request.event_id).await?),
+            Some((pool, database)) => Some(self.lock(pool, database, request.event_id).await?),
             None => None,
         };
         // the lock (on SQLite the write lock) serialises the section, so a plain
