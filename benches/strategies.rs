@@ -236,6 +236,9 @@ async fn timed_races(
     total
 }
 
+// Long on purpose: one runtime, its pools and every strategy's criterion group must be set up
+// together (pools belong to the runtime that made them); split, the setup would be passed around
+// in pieces.
 fn race_group(c: &mut Criterion) {
     // Multi-threaded like the app, so the applicants' tasks really run in parallel.
     let runtime = Runtime::new().expect("build the tokio runtime");

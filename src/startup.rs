@@ -40,6 +40,8 @@ impl Application {
     ///
     /// Invalid settings, an unreachable database, a failed migration, a strategy whose
     /// backend is missing, or a port in use.
+    // Long on purpose: start-up in its real order (settings, database, migrations, strategy,
+    // search, listeners), one call per step; the order is the point.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         settings.check().map_err(anyhow::Error::msg)?;
         // before anything registers a metric (the strategy's handles are taken when built)

@@ -138,6 +138,8 @@ impl Crowd {
     /// # Errors
     ///
     /// As [`Crowd::race`].
+    // Long on purpose: several events raced at once, then each checked: the race and its checks
+    // share the readers and the clock.
     pub async fn race_events(
         &self,
         events: usize,

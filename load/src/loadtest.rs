@@ -244,6 +244,8 @@ fn counts(args: &LoadtestArgs) -> (Option<u64>, usize) {
     (requests, readers)
 }
 
+// Long on purpose: the steps of a run against a given URL (readers, tokens, warm-up, measure,
+// settle) in the order they happen.
 async fn against_url(args: &LoadtestArgs, tools: &Tools) -> anyhow::Result<LoadReport> {
     let url = args.url.as_deref().context("give a URL (http://host:port/path), or --spawn servers")?;
     let method = args.method.clone().unwrap_or_else(|| "GET".into());
@@ -320,6 +322,8 @@ async fn against_url(args: &LoadtestArgs, tools: &Tools) -> anyhow::Result<LoadR
     })
 }
 
+// Long on purpose: spawn, race, check the database, stop: the spawned run's steps in the order
+// they happen, with the processes' teardown on every path.
 async fn spawned(args: &LoadtestArgs, tools: &Tools, topology: Topology) -> anyhow::Result<LoadReport> {
     let database_url = args.database_url.clone().unwrap_or_else(|| tools.database_url.clone());
     let redis_url = args.redis_url.clone().unwrap_or_else(|| tools.redis_url.clone());

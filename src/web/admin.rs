@@ -21,6 +21,8 @@ use crate::{
 const RECENT: u64 = 50;
 
 /// The forms and the recent events.
+// Long on purpose: one page: its forms, its queries and its template in the order the page shows
+// them.
 #[get("/admin")]
 pub(crate) async fn dashboard(
     state: web::Data<AppState>,

@@ -30,6 +30,8 @@ fn texts(svg: &Path) -> String {
     doc.descendants().filter(|n| n.is_text()).filter_map(|n| n.text()).collect::<Vec<_>>().join("\n")
 }
 
+// Long on purpose: one scenario told top to bottom (set up, act, check), as a reader of
+// the test expects it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compare_writes_the_table_the_json_and_charts_that_name_every_strategy() {
     if !mariadb_present().await {

@@ -122,6 +122,8 @@ async fn probe_reader(base: &str, admin: &str) -> (String, i64) {
 
 /// The partition leader of a one-partition topic is SIGKILLed once the worker has answered
 /// its first applications; the race goes on through the failover.
+// Long on purpose: one scenario told top to bottom (set up, act, check), as a reader of
+// the test expects it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_partition_leader_killed_mid_race_loses_nothing_and_stalls_only_for_the_failover() {
     let _turn = CLUSTER_TURN.lock().await;
@@ -232,6 +234,8 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 /// Every broker of the cluster is killed: applies answer 503 `backend_unavailable` and
 /// produce nothing, readiness is 503 naming Kafka, and once the brokers are back the same
 /// nanum (not restarted) serves again.
+// Long on purpose: one scenario told top to bottom (set up, act, check), as a reader of
+// the test expects it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn with_every_broker_down_applies_answer_503_produce_nothing_and_recover_without_a_restart() {
     let _turn = CLUSTER_TURN.lock().await;

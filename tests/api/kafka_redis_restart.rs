@@ -65,6 +65,8 @@ impl ThrowawayRedis {
     }
 }
 
+// Long on purpose: one scenario told top to bottom (set up, act, check), as a reader of
+// the test expects it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kafka_redis_lock_with_redis_restarted_empty_mid_race_neither_over_allocates_nor_stalls() {
     let mut redis = ThrowawayRedis::start(ThrowawayRedis::free_port()).await;

@@ -82,6 +82,8 @@ async fn start(secrets: &Secrets, format: &str) -> Logged {
 }
 
 /// Runs the requests; returns the request id sent with the authenticated one and the output.
+// Long on purpose: one scenario told top to bottom (set up, act, check), as a reader of
+// the test expects it.
 async fn exercise(secrets: &Secrets, format: &str) -> (String, String, String) {
     let mut server = start(secrets, format).await;
     let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");

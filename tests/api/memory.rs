@@ -82,6 +82,8 @@ fn fresh_dir(what: &str) -> PathBuf {
     dir
 }
 
+// Long on purpose: one scenario told top to bottom (set up, act, check), as a reader of
+// the test expects it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_stays_under_150_mb_through_failed_login_floods_and_concurrent_logins() {
     let dir = fresh_dir("memory");

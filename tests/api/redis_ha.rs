@@ -62,6 +62,8 @@ async fn fenced_retries(client: &reqwest::Client, base: &str) -> u64 {
         .sum()
 }
 
+// Long on purpose: one scenario told top to bottom (set up, act, check), as a reader of
+// the test expects it.
 async fn failover_keeps_the_race(strategy: StrategyName) {
     let Some(database_url) = contract::fresh_mariadb_url("sentinel").await else { return };
     let mut set = SentinelSet::start().await;
@@ -177,6 +179,8 @@ async fn redis_atomic_follows_a_sentinel_failover_without_over_allocating() {
     failover_keeps_the_race(StrategyName::RedisAtomic).await;
 }
 
+// Long on purpose: one scenario told top to bottom (set up, act, check), as a reader of
+// the test expects it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_process_frozen_while_holding_the_redis_lock_is_fenced_out_when_it_wakes() {
     let Some(database_url) = contract::fresh_mariadb_url("frozen").await else { return };

@@ -124,6 +124,8 @@ impl Drop for Three {
     }
 }
 
+// Long on purpose: one scenario told top to bottom (set up, act, check), as a reader of
+// the test expects it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_each_find_every_created_book_and_no_deleted_one_within_two_seconds_even_after_a_sigkill()
  {

@@ -266,6 +266,8 @@ async fn search_until_found(browser: &mut Browser, q: &str) -> Page {
     panic!("the index never found {q}");
 }
 
+// Long on purpose: one scenario told top to bottom (set up, act, check), as a reader of
+// the test expects it.
 #[tokio::test]
 async fn the_admin_adds_a_book_and_an_event_through_the_forms_and_readers_find_it_by_a_korean_word() {
     let app = spawn_app().await;

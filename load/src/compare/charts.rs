@@ -185,6 +185,8 @@ fn tick(x: f64) -> String {
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
 
+// Long on purpose: one chart panel drawn top to bottom (axes, hand-placed labels, bands, figures);
+// plotters' builder calls read best in the order they draw.
 fn draw_panel(root: &Area<'_>, area: &Area<'_>, panel: &Panel) -> Result<(), Box<dyn std::error::Error>> {
     let n = panel.labels.len();
     let values = panel.series.iter().flat_map(|s| s.values.iter().flatten().copied());

@@ -19,17 +19,55 @@ use std::{
 use anyhow::Context;
 use indicatif::ProgressBar;
 use sea_orm::{ConnectionTrait, DatabaseConnection};
-use strategies::contract;
+use strategies::{StrategyName, contract};
 
-use super::Shape;
+use super::{CompareArgs, Shape, results::LimitResult};
 use crate::{
-    backends::{Database, FreshDatabase},
-    deploy::Deployment,
+    Tools,
+    backends::{Backends, Database, FreshDatabase},
+    deploy::{Deployment, Spec},
     engine::{Engine, Load, Phase, Stats, new_histogram},
     figures::Figures,
     readers,
     target::{Target, WinRule},
+    topology::Topology,
 };
+
+/// Both limits for every shape, the HTTP ceiling on servers of their own.
+pub(super) async fn measure(
+    args: &CompareArgs,
+    tools: &Tools,
+    backends: &Backends,
+    shapes: &[Shape],
+    progress: &ProgressBar,
+) -> anyhow::Result<Vec<LimitResult>> {
+    let mut limits = Vec::new();
+    progress.set_message("HTTP ceiling");
+    // The API side of the topology is what clients reach; /health/live touches no backend.
+    let spec = Spec {
+        binary: tools.binary.clone(),
+        strategy: StrategyName::PessimisticLock,
+        topology: Topology::Uniform(args.topology.api()),
+        partitions: None,
+        env: args.set.clone(),
+    };
+    let deployment =
+        Deployment::start(&spec, backends).await.context("starting servers for the HTTP ceiling")?;
+    for shape in shapes {
+        let rounds = http_ceiling(&deployment, shape, args.round_count(), progress).await;
+        limits.push(LimitResult::new("http-ceiling", shape, rounds?));
+    }
+    deployment.remove().await;
+    progress.set_message("hot-row SQL");
+    for shape in shapes {
+        let rounds = hot_row_sql(&backends.database, shape, args.round_count(), progress).await?;
+        limits.push(LimitResult::new("hot-row-sql", shape, rounds));
+    }
+    for limit in &limits {
+        progress.println(limit.one_line());
+    }
+    Ok(limits)
+}
 
 /// `GET /health/live` at the shape's count and concurrency, `rounds` times.
 ///

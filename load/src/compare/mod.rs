@@ -22,7 +22,7 @@ use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use strategies::StrategyName;
 
-use self::results::{Comparison, LimitResult, Round, RowResult, ShapeInfo};
+use self::results::{Comparison, Round, RowResult, ShapeInfo};
 use crate::{
     Tools,
     backends::Backends,
@@ -256,6 +256,8 @@ pub fn expected_safe(strategy: StrategyName, topology: Topology) -> bool {
 /// Bad flags, a configured database that does not answer, the report folder not writable,
 /// or — after the report is written — a strategy expected to be safe that broke the
 /// contract.
+// Long on purpose: the comparison's steps in order (check flags, limits, every row and shape,
+// report, verdict); each step is a call.
 pub async fn run(args: CompareArgs, tools: &Tools) -> anyhow::Result<()> {
     let args = args.resolved();
     anyhow::ensure!(args.round_count() > 0, "--rounds must be at least 1");
@@ -282,7 +284,7 @@ pub async fn run(args: CompareArgs, tools: &Tools) -> anyhow::Result<()> {
 
     let started = std::time::Instant::now();
     if !args.skip_limits {
-        comparison.limits = measure_limits(&args, tools, &backends, &shapes, &progress).await?;
+        comparison.limits = limits::measure(&args, tools, &backends, &shapes, &progress).await?;
     }
     for variant in &variants {
         progress.set_message(variant.label.clone());
@@ -339,41 +341,6 @@ fn progress_bar(variants: &[Variant], shapes: &[Shape], rounds: usize, limits: b
         bar.set_style(style);
     }
     bar
-}
-
-async fn measure_limits(
-    args: &CompareArgs,
-    tools: &Tools,
-    backends: &Backends,
-    shapes: &[Shape],
-    progress: &ProgressBar,
-) -> anyhow::Result<Vec<LimitResult>> {
-    let mut limits = Vec::new();
-    progress.set_message("HTTP ceiling");
-    // The API side of the topology is what clients reach; /health/live touches no backend.
-    let spec = Spec {
-        binary: tools.binary.clone(),
-        strategy: StrategyName::PessimisticLock,
-        topology: Topology::Uniform(args.topology.api()),
-        partitions: None,
-        env: args.set.clone(),
-    };
-    let deployment =
-        Deployment::start(&spec, backends).await.context("starting servers for the HTTP ceiling")?;
-    for shape in shapes {
-        let rounds = limits::http_ceiling(&deployment, shape, args.round_count(), progress).await;
-        limits.push(LimitResult::new("http-ceiling", shape, rounds?));
-    }
-    deployment.remove().await;
-    progress.set_message("hot-row SQL");
-    for shape in shapes {
-        let rounds = limits::hot_row_sql(&backends.database, shape, args.round_count(), progress).await?;
-        limits.push(LimitResult::new("hot-row-sql", shape, rounds));
-    }
-    for limit in &limits {
-        progress.println(limit.one_line());
-    }
-    Ok(limits)
 }
 
 async fn race_variant(

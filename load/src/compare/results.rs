@@ -400,6 +400,7 @@ impl Comparison {
     }
 
     /// `report.md`.
+    // Long on purpose: one report page written top to bottom, section by section.
     fn markdown(&self) -> String {
         let mut md = format!(
             "# nanum compare — {}\n\n`{}`\n\n{} logical cores, {} GiB, {} build; {}; processes per strategy: {}; \

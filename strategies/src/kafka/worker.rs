@@ -192,6 +192,9 @@ impl Worker {
     /// The batch's transaction: `remembered[i]` is the answer already known for
     /// `messages[i]`; the others go through the section. `Ok(None)`: fenced out, nothing
     /// written.
+    // Long on purpose: the batch's one transaction, from remembered answers to commit and teaching
+    // the book: splitting it would pass the open transaction and half-made answers between
+    // functions.
     async fn transact<'m>(
         &self,
         messages: &[&'m ApplyMessage],

@@ -83,6 +83,8 @@ pub(crate) enum Batch {
 /// With `probes`, the statement that waits for the stock row's lock is timed as lock
 /// wait: the `SELECT … FOR UPDATE` of the pessimistic gate, the conditional `UPDATE` of
 /// the atomic one.
+// Long on purpose: the one critical section's five steps in order; the numbered comments are its
+// outline.
 pub(crate) async fn steps(
     tx: &DatabaseTransaction,
     applicants: &[Applicant<'_>],
@@ -187,6 +189,8 @@ enum Take {
 }
 
 /// Steps 1–3 for one event: up to `wanted` copies, as `gate` says.
+// Long on purpose: fence, read, decide and take for one event are one sequence under one row lock;
+// the gate's differences are kept side by side so they can be compared.
 async fn take(
     tx: &DatabaseTransaction,
     backend: DbBackend,
