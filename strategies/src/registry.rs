@@ -19,6 +19,8 @@
 //!
 //! The contract suite, the HTTP races, the bench and `nanum compare` then run it without
 //! further change, expecting the contract to hold or to be caught breaking by its scope.
+//! Two tests count the database-only strategies on purpose (`config.rs`'s
+//! `available_follows_the_backends`, `load/src/compare/tests.rs`): raise them with a new one.
 //!
 //! Rows are in the variants' order; a compile-time check below rejects a row out of place,
 //! and a variant without a row panics with its name on first use (its spelling cannot even
