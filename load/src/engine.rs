@@ -329,9 +329,9 @@ impl Engine {
     }
 }
 
-// Long on purpose: the hot loop of the load client: one connection's send / read / record cycle
-// with its reconnect path; kept in one body so nothing on it allocates or awaits more than it
-// must.
+// Long on purpose: the hot loop of the load client, one connection's send / read / record
+// cycle with its reconnect path, kept in one body so the path every request takes reads in
+// one place.
 async fn worker(
     mut conn: Conn,
     shared: Arc<Shared>,

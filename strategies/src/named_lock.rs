@@ -58,14 +58,14 @@ impl Default for NamedLockConfig {
 
 /// The registry's constructor.
 pub(crate) async fn build(parts: &Parts<'_>) -> Result<Arc<dyn ConcurrencyStrategy>, BuildError> {
+    let max_wait = Duration::from_millis(parts.config.named_lock.max_wait_ms.max(1));
     let locks = match parts.db.get_database_backend() {
         DbBackend::MySql => {
             let main = parts.db.get_mysql_connection_pool();
-            let wait = Duration::from_millis(parts.config.named_lock.max_wait_ms.max(1));
             let pool = sqlx::pool::PoolOptions::<MySql>::new()
                 .max_connections(main.options().get_max_connections())
                 .min_connections(0)
-                .acquire_timeout(wait)
+                .acquire_timeout(max_wait)
                 .connect_lazy_with((*main.connect_options()).clone());
             let database = sqlx::query_scalar::<_, Option<String>>("SELECT DATABASE()")
                 .fetch_one(main)
@@ -83,7 +83,7 @@ pub(crate) async fn build(parts: &Parts<'_>) -> Result<Arc<dyn ConcurrencyStrate
             db: parts.db.clone(),
             locks,
             book: parts.book.clone(),
-            max_wait: Duration::from_millis(parts.config.named_lock.max_wait_ms.max(1)),
+            max_wait,
             probes: probes(StrategyName::NamedLock),
         }),
     }))
@@ -111,6 +111,11 @@ struct Inner {
 fn lock_name(database: &str, event_id: i64) -> String {
     let database: String = database.chars().take(40).collect();
     format!("{database}.event.{event_id}")
+}
+
+/// A failure of a lock connection, classified like any database error (an outage is 503).
+fn sqlx_error(e: sqlx::Error) -> StrategyError {
+    DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into())).into()
 }
 
 /// A lock connection holding its event's lock. Dropped without [`Held::release`] (an error
@@ -160,7 +165,7 @@ impl Inner {
         let mut conn = match pool.acquire().await {
             Ok(conn) => conn,
             Err(sqlx::Error::PoolTimedOut) => return Err(timed_out()),
-            Err(e) => return Err(DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into())).into()),
+            Err(e) => return Err(sqlx_error(e)),
         };
         let name = lock_name(database, event_id);
         let left = self.max_wait.saturating_sub(began.elapsed()).as_secs_f64();
@@ -177,7 +182,7 @@ impl Inner {
                 Ok(held)
             }
             Ok(_) => Err(timed_out()),
-            Err(e) => Err(DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into())).into()),
+            Err(e) => Err(sqlx_error(e)),
         }
     }
 
