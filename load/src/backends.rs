@@ -28,6 +28,9 @@ pub struct Backends {
     pub kafka: Option<String>,
     /// Why a configured backend is not used, one line each.
     pub notes: Vec<String>,
+    /// The hops in front of the backends (and, per deployment, the API) when the run is
+    /// over a simulated network; `None` on loopback.
+    pub network: Option<std::sync::Arc<crate::network::Network>>,
 }
 
 /// A strategy left out, and what would bring it in.
@@ -79,7 +82,7 @@ impl Backends {
                 }
             },
         };
-        Ok(Self { database, redis, kafka, notes })
+        Ok(Self { database, redis, kafka, notes, network: None })
     }
 
     /// `mariadb` or `sqlite`.

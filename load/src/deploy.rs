@@ -44,6 +44,8 @@ pub struct Deployment {
     pub cluster: Cluster,
     /// Base URLs of the instances that serve HTTP.
     pub api: Vec<String>,
+    /// The hops in front of `api` over a simulated network (empty on loopback).
+    edge: Vec<crate::network::Hop>,
     database: FreshDatabase,
     client: reqwest::Client,
     admin: String,
@@ -109,9 +111,21 @@ impl Deployment {
             }
         };
         let api = cluster.addresses()[..topology.api()].to_vec();
+        // Over a simulated network the clients reach the instances through hops of their own.
+        let (api, edge) = match &backends.network {
+            Some(network) => match network.front(&api).await {
+                Ok(fronted) => fronted,
+                Err(e) => {
+                    drop(cluster);
+                    database.remove().await;
+                    return Err(e);
+                }
+            },
+            None => (api, Vec::new()),
+        };
         let client = api::client()?;
         let admin = api::login(&client, &api[0], admin_email, &password).await?;
-        Ok(Self { cluster, api, database, client, admin, secret })
+        Ok(Self { cluster, api, edge, database, client, admin, secret })
     }
 
     /// `count` readers: accounts created in bulk in the database, tokens minted with this
@@ -199,6 +213,7 @@ impl Deployment {
 
     /// Stops the processes and removes the database.
     pub async fn remove(self) {
+        drop(self.edge);
         drop(self.cluster);
         self.database.remove().await;
     }

@@ -25,6 +25,7 @@ pub mod deploy;
 pub mod engine;
 pub mod figures;
 pub mod loadtest;
+pub mod network;
 pub mod readers;
 pub mod target;
 pub mod topology;

@@ -8,11 +8,13 @@
 //! - this file: the flags, the plan (which rows, which shapes), and the run;
 //! - [`limits`]: the hot-row SQL loop and the HTTP ceiling;
 //! - [`results`]: what a run produced, as `results.json` keeps it, and the table;
+//! - [`model`]: the network crossed, and the round-trip model's predicted bound;
 //! - [`charts`]: the SVG charts (plotters);
 //! - [`team`]: `--preset team`, the team's scenario beside their published averages.
 
 pub mod charts;
 pub mod limits;
+pub mod model;
 pub mod results;
 pub mod team;
 
@@ -131,6 +133,13 @@ pub struct CompareArgs {
     /// Folder the report goes under (a timestamped folder is created in it).
     #[arg(long, default_value = "reports")]
     pub out: PathBuf,
+    /// The network between the hosts: loopback (no proxy), lan (0.2 ms RTT), az (0.5 ms) or
+    /// cross-az (1.5 ms) — a delaying proxy on every hop: client → API, and every backend.
+    #[arg(long, default_value = "loopback")]
+    pub network: String,
+    /// A custom round trip per hop, ms (overrides --network; jitter a tenth of it).
+    #[arg(long)]
+    pub rtt: Option<f64>,
     /// Leave out the HTTP ceiling and the hot-row SQL loop.
     #[arg(long)]
     pub skip_limits: bool,
@@ -265,7 +274,10 @@ pub async fn run(args: CompareArgs, tools: &Tools) -> anyhow::Result<()> {
     let database_url = args.database_url.clone().unwrap_or_else(|| tools.database_url.clone());
     let redis_url = args.redis_url.clone().unwrap_or_else(|| tools.redis_url.clone());
     let kafka_brokers = args.kafka_brokers.clone().unwrap_or_else(|| tools.kafka_brokers.clone());
-    let backends = Backends::probe(&database_url, &redis_url, &kafka_brokers).await?;
+    let profile = crate::network::Profile::pick(&args.network, args.rtt)?;
+    let mut backends = Backends::probe(&database_url, &redis_url, &kafka_brokers).await?;
+    crate::network::Network::apply(profile, &mut backends).await?;
+    let backends = backends;
     crate::backends::check_topology(&backends.database, args.topology.count())?;
     let available = backends.available();
     let variants = args.variants(&available);

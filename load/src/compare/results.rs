@@ -11,7 +11,7 @@ use std::{
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use super::{CompareArgs, Shape, Variant, charts};
+use super::{CompareArgs, Shape, Variant, charts, model::NetworkInfo};
 use crate::{
     backends::{Backends, Skipped},
     deploy::Check,
@@ -225,6 +225,9 @@ pub struct Comparison {
     pub skipped: Vec<Skipped>,
     /// Anything else worth knowing (a backend that did not answer, a row that failed).
     pub notes: Vec<String>,
+    /// The network the run crossed (reports from before networks were simulated: loopback).
+    #[serde(default)]
+    pub network: NetworkInfo,
 }
 
 /// This run's command line with the program by its name, not its path: reports are kept in
@@ -265,6 +268,7 @@ impl Comparison {
             rows: Vec::new(),
             skipped,
             notes,
+            network: NetworkInfo::of(backends),
         }
     }
 
@@ -279,6 +283,7 @@ impl Comparison {
             self.rounds,
             self.topology,
         );
+        let _ = write!(out, "\n{}", self.network.text());
         for s in &self.skipped {
             let _ = write!(out, "\nskipped {}: {}", s.strategy, s.reason);
         }
@@ -405,7 +410,7 @@ impl Comparison {
         let mut md = format!(
             "# nanum compare — {}\n\n`{}`\n\n{} logical cores, {} GiB, {} build; {}; processes per strategy: {}; \
              {} measured round(s) per strategy and shape, the median round (by throughput) shown; \
-             took {:.0} s.\n\n",
+             took {:.0} s.\n\n{}.\n\n",
             self.started_at,
             self.command,
             self.machine.cores,
@@ -415,6 +420,7 @@ impl Comparison {
             self.topology,
             self.rounds,
             self.seconds,
+            self.network.text(),
         );
         md.push_str("## Shapes\n\n");
         for s in &self.shapes {
