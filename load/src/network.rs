@@ -428,7 +428,7 @@ async fn delay_line(
 static EARLY_NS: AtomicI64 = AtomicI64::new(0);
 
 /// Waits until `due`: the timer thread is asked for `due` less the learned lateness, and
-/// every wake-up corrects it by an eighth of its error, so tasks run at `due` on average.
+/// every wake-up moves it 2 µs towards its error, so tasks run at `due` in the median.
 async fn sleep_until(due: Instant) {
     let early = Duration::from_nanos(u64::try_from(EARLY_NS.load(Ordering::Relaxed)).unwrap_or(0));
     let asked = due.checked_sub(early).unwrap_or(due);
@@ -438,15 +438,11 @@ async fn sleep_until(due: Instant) {
             let _ = rx.await;
         }
     }
-    let now = Instant::now();
-    let error = if now >= due {
-        i64::try_from(now.duration_since(due).as_nanos()).unwrap_or(i64::MAX)
-    } else {
-        -i64::try_from(due.duration_since(now).as_nanos()).unwrap_or(i64::MAX)
-    };
-    // Bounded: a stall (a descheduled process) must not teach the line to send early.
+    // Track the median lateness, not the mean: a few wake-ups a whole scheduling slice late
+    // (a busy machine) would teach a mean to send everything else early.
+    let step = if Instant::now() > due { 2_000 } else { -2_000 };
     let old = EARLY_NS.load(Ordering::Relaxed);
-    EARLY_NS.store((old + error / 8).clamp(0, 200_000), Ordering::Relaxed);
+    EARLY_NS.store((old + step).clamp(0, 300_000), Ordering::Relaxed);
 }
 
 type Wake = (Instant, oneshot::Sender<()>);
