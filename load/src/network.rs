@@ -185,11 +185,11 @@ async fn ping_pong(addr: &str, n: usize) -> anyhow::Result<(f64, f64)> {
     conn.set_nodelay(true)?;
     let mut b = [7u8; 1];
     let mut times = Vec::with_capacity(n);
-    for i in 0..n + 20 {
+    for i in 0..n + 100 {
         let t = Instant::now();
         conn.write_all(&b).await?;
         conn.read_exact(&mut b).await?;
-        if i >= 20 {
+        if i >= 100 {
             times.push(t.elapsed().as_secs_f64() * 1000.0);
         }
     }
@@ -427,8 +427,13 @@ async fn delay_line(
 /// about 0.1 ms on these machines, as much as a `lan` hop's whole half trip.
 static EARLY_NS: AtomicI64 = AtomicI64::new(0);
 
+/// How much earlier than the instant the timer is asked today (the learned lateness).
+pub fn timer_lead() -> Duration {
+    Duration::from_nanos(u64::try_from(EARLY_NS.load(Ordering::Relaxed)).unwrap_or(0))
+}
+
 /// Waits until `due`: the timer thread is asked for `due` less the learned lateness, and
-/// every wake-up moves it 2 µs towards its error, so tasks run at `due` in the median.
+/// every wake-up moves it 5 µs towards its error, so tasks run at `due` in the median.
 async fn sleep_until(due: Instant) {
     let early = Duration::from_nanos(u64::try_from(EARLY_NS.load(Ordering::Relaxed)).unwrap_or(0));
     let asked = due.checked_sub(early).unwrap_or(due);
@@ -440,7 +445,7 @@ async fn sleep_until(due: Instant) {
     }
     // Track the median lateness, not the mean: a few wake-ups a whole scheduling slice late
     // (a busy machine) would teach a mean to send everything else early.
-    let step = if Instant::now() > due { 2_000 } else { -2_000 };
+    let step = if Instant::now() > due { 5_000 } else { -5_000 };
     let old = EARLY_NS.load(Ordering::Relaxed);
     EARLY_NS.store((old + step).clamp(0, 300_000), Ordering::Relaxed);
 }

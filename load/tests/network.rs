@@ -35,7 +35,7 @@ async fn a_hop_adds_the_round_trip_its_link_asks_for() {
         let mut seen = Vec::new();
         for _ in 0..3 {
             let m = Measured::take(link(rtt_us / 2), 300).await.unwrap();
-            eprintln!("{rtt} ms asked: {m:?}");
+            eprintln!("{rtt} ms asked: {m:?}, timer lead {:?}", nanum_load::network::timer_lead());
             seen.push(m.p50_ms);
             if (rtt * 0.9..=rtt * 1.1 + 0.1).contains(&m.p50_ms) {
                 break;

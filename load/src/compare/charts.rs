@@ -311,6 +311,7 @@ mod tests {
             rounds: vec![Round { figures: figures(rps), check: Check::default() }],
             of_http: Some(rps / 5000.0),
             of_sql: Some(rps / 2000.0),
+            model_bound: None,
         };
         let limit = |kind: &str, rps: f64| LimitResult {
             limit: kind.into(),
@@ -328,6 +329,7 @@ mod tests {
             redis: true,
             kafka: false,
             topology: "1 × all".into(),
+            network: crate::compare::model::NetworkInfo::default(),
             rounds: 1,
             settings: Vec::new(),
             shapes: vec![shape],

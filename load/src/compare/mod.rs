@@ -495,6 +495,7 @@ fn row_result(variant: &Variant, args: &CompareArgs, shape: &Shape, rounds: Vec<
         rounds,
         of_http: None,
         of_sql: None,
+        model_bound: None,
     }
 }
 

@@ -4,6 +4,7 @@
 //! `1 / (held round trips × RTT)`, the server's own time left out.
 
 use serde::{Deserialize, Serialize};
+use strategies::StrategyName;
 
 use crate::{backends::Backends, figures::num};
 
@@ -54,3 +55,85 @@ impl NetworkInfo {
     }
 }
 
+
+/// What each strategy holds across round trips, counted from the code: from the moment the
+/// serialising resource is granted at its server until its release executes there, in round
+/// trips of the database and Redis hops, per winner — or per batch (`true`), where `B`
+/// winners share them and the bound is `B` times higher. The counts include sqlx's
+/// `PING` on every pool checkout and deadpool's recycle `PING`, which a reading of the
+/// statements alone misses. docs/performance.md ("Over a network") has the evidence.
+pub const HELD: [(StrategyName, f64, f64, bool); 12] = [
+    // The stock row, `UPDATE` → `COMMIT`; the read before it is not serialised (the race).
+    (StrategyName::NoControl, 1.0, 0.0, false),
+    // The in-process mutex over ping, BEGIN, insert, read, update, commit.
+    (StrategyName::AppMutex, 6.0, 0.0, false),
+    // The row from `SELECT … FOR UPDATE` executing: half back, the update, half to COMMIT.
+    (StrategyName::PessimisticLock, 2.0, 0.0, false),
+    // The row from the versioned `UPDATE` to COMMIT (a conflict costs a whole new attempt).
+    (StrategyName::OptimisticLock, 1.0, 0.0, false),
+    // The Redis lock: the section's seven database round trips and two of Redis.
+    (StrategyName::RedisLock, 7.0, 2.0, false),
+    // The partition's consumer loop, per fetched batch.
+    (StrategyName::KafkaSinglePartition, 9.0, 0.0, true),
+    // The Redis lock, per partition batch.
+    (StrategyName::KafkaRedisLock, 10.0, 2.0, true),
+    // The event's partition consumer, per batch.
+    (StrategyName::KafkaKeyed, 9.0, 0.0, true),
+    // The row from the conditional `UPDATE` to COMMIT.
+    (StrategyName::DbAtomic, 1.0, 0.0, false),
+    // The Lua gate holds nothing across a round trip; the database row's decrement does.
+    (StrategyName::RedisAtomic, 1.0, 0.0, false),
+    // The row per batch (`FOR UPDATE` → decrement → COMMIT).
+    (StrategyName::GroupCommit, 2.0, 0.0, true),
+    // The named lock: half a trip for the grant, ping and the five statements, half for
+    // `RELEASE_LOCK`.
+    (StrategyName::NamedLock, 7.0, 0.0, false),
+];
+
+/// The model's bound on winners per second for `strategy` when every hop's round trip is
+/// `rtt_ms`: `1 / (held round trips × RTT)`; `None` on loopback, for a batching strategy
+/// (its bound depends on the batch size, which the load decides), or a strategy the table
+/// does not know.
+pub fn predicted_bound(strategy: &str, rtt_ms: f64) -> Option<f64> {
+    let (_, db, redis, batched) = HELD.iter().find(|(s, ..)| s.as_str() == strategy)?;
+    (!batched && rtt_ms > 0.0).then(|| 1000.0 / ((db + redis) * rtt_ms))
+}
+
+/// Round trips held per winner (or per batch), in words, for the report.
+pub fn held_text(strategy: &str) -> String {
+    match HELD.iter().find(|(s, ..)| s.as_str() == strategy) {
+        Some((_, db, redis, batched)) => {
+            let mut t = format!("{db} DB");
+            if *redis > 0.0 {
+                let _ = std::fmt::Write::write_fmt(&mut t, format_args!(" + {redis} Redis"));
+            }
+            if *batched {
+                t.push_str(" per batch");
+            }
+            t
+        }
+        None => "—".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_strategy_has_a_round_trip_count() {
+        for strategy in StrategyName::ALL {
+            assert!(HELD.iter().any(|(s, ..)| *s == strategy), "{strategy} is missing from HELD");
+        }
+        assert_eq!(HELD.len(), StrategyName::ALL.len());
+    }
+
+    #[test]
+    fn the_bound_falls_with_the_round_trip() {
+        let at = |rtt| predicted_bound("pessimistic-lock", rtt).unwrap();
+        assert!((at(0.5) - 1000.0).abs() < 1e-9);
+        assert!((at(1.5) * 3.0 - at(0.5)).abs() < 1e-9);
+        assert_eq!(predicted_bound("pessimistic-lock", 0.0), None);
+        assert_eq!(predicted_bound("group-commit", 0.5), None);
+    }
+}

@@ -123,6 +123,10 @@ pub struct RowResult {
     pub of_http: Option<f64>,
     /// … and of the hot-row SQL loop's.
     pub of_sql: Option<f64>,
+    /// The round-trip model's bound on winners/s over the run's network (none on loopback
+    /// or for a batching strategy).
+    #[serde(default)]
+    pub model_bound: Option<f64>,
 }
 
 impl RowResult {
@@ -313,14 +317,16 @@ impl Comparison {
             };
             row.of_http = limit("http-ceiling").filter(|r| *r > 0.0).map(|r| row.median.rps / r);
             row.of_sql = limit("hot-row-sql").filter(|r| *r > 0.0).map(|r| row.median.rps / r);
+            row.model_bound =
+                self.network.measured.and_then(|m| super::model::predicted_bound(&row.strategy, m.p50_ms));
         }
     }
 
     /// The table: per shape, the limits first, then each strategy.
     pub fn table(&self) -> String {
         let mut out = String::from(
-            "| strategy | shape | req/s | p50 ms | p99 ms | max ms | winners / copies | violations | of HTTP ceiling | of hot-row SQL |\n\
-             |---|---|---:|---:|---:|---:|---|---|---:|---:|\n",
+            "| strategy | shape | req/s | p50 ms | p99 ms | max ms | winners / copies | violations | of HTTP ceiling | of hot-row SQL | model bound (held RTs) |\n\
+             |---|---|---:|---:|---:|---:|---|---|---:|---:|---|\n",
         );
         let pct = |f: Option<f64>| f.map_or("—".to_owned(), |f| format!("{:.0} %", f * 100.0));
         for shape in &self.shapes {
@@ -333,7 +339,7 @@ impl Comparison {
                 };
                 let _ = writeln!(
                     out,
-                    "| *{}* | {} | {} | {} | {} | {} | {won} | — | — | — |",
+                    "| *{}* | {} | {} | {} | {} | {} | {won} | — | — | — | — |",
                     limit.label,
                     shape.name,
                     num(m.rps),
@@ -352,12 +358,14 @@ impl Comparison {
                 let ([p50, p99, max], winners) = row.latency_and_winners();
                 let _ = writeln!(
                     out,
-                    "| {label} | {} | {} | {p50} | {p99} | {max} | {winners} | {} | {} | {} |",
+                    "| {label} | {} | {} | {p50} | {p99} | {max} | {winners} | {} | {} | {} | {} ({}) |",
                     shape.name,
                     num(m.rps),
                     row.violations_text(),
                     pct(row.of_http),
                     pct(row.of_sql),
+                    row.model_bound.map_or("—".to_owned(), num),
+                    super::model::held_text(&row.strategy),
                 );
             }
         }
