@@ -149,6 +149,9 @@ pub struct Measured {
     pub p50_ms: f64,
     /// 99th percentile, ms.
     pub p99_ms: f64,
+    /// Mean, ms: what a lock held across round trips pays on average, so the model's unit.
+    #[serde(default)]
+    pub mean_ms: f64,
     /// The same without any hop (loopback itself), median, ms.
     pub direct_p50_ms: f64,
 }
@@ -175,12 +178,12 @@ impl Measured {
         let direct = ping_pong(&echo_addr, n).await?;
         drop(hop);
         server.abort();
-        Ok(Self { p50_ms: proxied.0, p99_ms: proxied.1, direct_p50_ms: direct.0 })
+        Ok(Self { p50_ms: proxied.0, p99_ms: proxied.1, mean_ms: proxied.2, direct_p50_ms: direct.0 })
     }
 }
 
-/// (p50, p99) in ms of `n` one-byte round trips after a warm-up.
-async fn ping_pong(addr: &str, n: usize) -> anyhow::Result<(f64, f64)> {
+/// (p50, p99, mean) in ms of `n` one-byte round trips after a warm-up.
+async fn ping_pong(addr: &str, n: usize) -> anyhow::Result<(f64, f64, f64)> {
     let mut conn = TcpStream::connect(addr).await?;
     conn.set_nodelay(true)?;
     let mut b = [7u8; 1];
@@ -195,7 +198,8 @@ async fn ping_pong(addr: &str, n: usize) -> anyhow::Result<(f64, f64)> {
     }
     times.sort_by(f64::total_cmp);
     let at = |q: f64| times.get(((times.len() as f64 * q) as usize).min(times.len().saturating_sub(1))).copied();
-    Ok((at(0.5).unwrap_or(0.0), at(0.99).unwrap_or(0.0)))
+    let mean = times.iter().sum::<f64>() / times.len().max(1) as f64;
+    Ok((at(0.5).unwrap_or(0.0), at(0.99).unwrap_or(0.0), mean))
 }
 
 impl Network {
@@ -327,6 +331,11 @@ impl Hop {
         *self.state.link.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = link;
     }
 
+    /// The delay applied now.
+    pub fn link(&self) -> Link {
+        *self.state.link.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Drops every open connection and closes new ones at once, until [`Hop::restore`].
     pub fn cut(&self) {
         self.state.cut.send_replace(true);
@@ -393,12 +402,12 @@ async fn delay_line(
         async move {
             let mut last = Instant::now();
             loop {
-                let mut buf = vec![0u8; 64 * 1024];
-                let n = match from.read(&mut buf).await {
+                // Not zeroed: `read_buf` fills spare capacity.
+                let mut buf = Vec::with_capacity(16 * 1024);
+                match from.read_buf(&mut buf).await {
                     Ok(0) | Err(_) => break,
-                    Ok(n) => n,
-                };
-                buf.truncate(n);
+                    Ok(_) => {}
+                }
                 let link = *state.link.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 let due = (Instant::now() + link.delay()).max(last);
                 last = due;

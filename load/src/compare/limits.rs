@@ -33,6 +33,9 @@ use crate::{
     topology::Topology,
 };
 
+/// The hot-row loop without the network's delay: a limit of its own, for the model.
+pub const LOOPBACK_ROW: &str = "hot-row-sql-undelayed";
+
 /// Both limits for every shape, the HTTP ceiling on servers of their own.
 pub(super) async fn measure(
     args: &CompareArgs,
@@ -62,6 +65,17 @@ pub(super) async fn measure(
     for shape in shapes {
         let rounds = hot_row_sql(&backends.database, shape, args.round_count(), progress).await?;
         limits.push(LimitResult::new("hot-row-sql", shape, rounds));
+    }
+    // Over a network, the row's own time (statements, commit, lock hand-off) once more with
+    // the database hop's delay set to zero: the part of the round-trip model that is not
+    // round trips.
+    if let Some(hop) = backends.network.as_ref().and_then(|n| n.hops.iter().find(|h| h.name == "database")) {
+        let link = hop.link();
+        hop.set_link(crate::network::Link::default());
+        let winners = shapes.iter().find(|s| s.name == "winners").copied().unwrap_or(super::SHAPES[1]);
+        let rounds = hot_row_sql(&backends.database, &winners, args.round_count(), progress).await;
+        hop.set_link(link);
+        limits.push(LimitResult::new(LOOPBACK_ROW, &winners, rounds?));
     }
     for limit in &limits {
         progress.println(limit.one_line());

@@ -1,7 +1,7 @@
 //! The network a comparison crossed, and the round-trip model: how many round trips each
 //! strategy makes while its serialising resource (the stock row, a lock) is held, and so
 //! the winners per second one row allows at a given round trip —
-//! `1 / (held round trips × RTT)`, the server's own time left out.
+//! `1 / (held round trips × RTT + the row's own time per winner)`.
 
 use serde::{Deserialize, Serialize};
 use strategies::StrategyName;
@@ -42,12 +42,13 @@ impl NetworkInfo {
         match &self.measured {
             None => format!("network {}: no proxy", if self.profile.is_empty() { "loopback" } else { &self.profile }),
             Some(m) => format!(
-                "network {}: {} ms RTT ± {} ms on every hop ({}); a hop measured {} ms p50, {} ms p99 (loopback alone {} ms)",
+                "network {}: {} ms RTT ± {} ms on every hop ({}); a hop measured {} ms p50, {} ms mean, {} ms p99 (loopback alone {} ms)",
                 self.profile,
                 self.rtt_ms,
                 self.jitter_ms,
                 self.hops.join(", "),
                 num(m.p50_ms),
+                num(m.mean_ms),
                 num(m.p99_ms),
                 num(m.direct_p50_ms),
             ),
@@ -91,12 +92,14 @@ pub const HELD: [(StrategyName, f64, f64, bool); 12] = [
 ];
 
 /// The model's bound on winners per second for `strategy` when every hop's round trip is
-/// `rtt_ms`: `1 / (held round trips × RTT)`; `None` on loopback, for a batching strategy
-/// (its bound depends on the batch size, which the load decides), or a strategy the table
-/// does not know.
-pub fn predicted_bound(strategy: &str, rtt_ms: f64) -> Option<f64> {
+/// `rtt_ms` on average and the row's own work per winner (statements, commit, the lock's
+/// hand-off — measured with the hop undelayed) is `own_ms`:
+/// `1 / (held round trips × RTT + own)`. `None` on loopback, for a batching strategy (its
+/// bound depends on the batch size, which the load decides), or a strategy the table does
+/// not know.
+pub fn predicted_bound(strategy: &str, rtt_ms: f64, own_ms: f64) -> Option<f64> {
     let (_, db, redis, batched) = HELD.iter().find(|(s, ..)| s.as_str() == strategy)?;
-    (!batched && rtt_ms > 0.0).then(|| 1000.0 / ((db + redis) * rtt_ms))
+    (!batched && rtt_ms > 0.0).then(|| 1000.0 / ((db + redis) * rtt_ms + own_ms))
 }
 
 /// Round trips held per winner (or per batch), in words, for the report.
@@ -130,10 +133,12 @@ mod tests {
 
     #[test]
     fn the_bound_falls_with_the_round_trip() {
-        let at = |rtt| predicted_bound("pessimistic-lock", rtt).unwrap();
+        let at = |rtt| predicted_bound("pessimistic-lock", rtt, 0.0).unwrap();
         assert!((at(0.5) - 1000.0).abs() < 1e-9);
         assert!((at(1.5) * 3.0 - at(0.5)).abs() < 1e-9);
-        assert_eq!(predicted_bound("pessimistic-lock", 0.0), None);
-        assert_eq!(predicted_bound("group-commit", 0.5), None);
+        // The row's own time adds to the round trips: 2 × 0.5 + 0.25 ms per winner.
+        assert!((predicted_bound("pessimistic-lock", 0.5, 0.25).unwrap() - 800.0).abs() < 1e-9);
+        assert_eq!(predicted_bound("pessimistic-lock", 0.0, 0.2), None);
+        assert_eq!(predicted_bound("group-commit", 0.5, 0.0), None);
     }
 }

@@ -59,6 +59,7 @@ impl LimitResult {
     pub(super) fn new(limit: &str, shape: &Shape, rounds: Vec<Figures>) -> Self {
         let label = match limit {
             "http-ceiling" => "HTTP ceiling (GET /health/live)",
+            super::limits::LOOPBACK_ROW => "hot-row SQL, database hop undelayed",
             _ => "hot-row SQL (no HTTP)",
         };
         let median = median_index(&rounds).map(|i| rounds[i].clone()).unwrap_or_default();
@@ -317,8 +318,17 @@ impl Comparison {
             };
             row.of_http = limit("http-ceiling").filter(|r| *r > 0.0).map(|r| row.median.rps / r);
             row.of_sql = limit("hot-row-sql").filter(|r| *r > 0.0).map(|r| row.median.rps / r);
-            row.model_bound =
-                self.network.measured.and_then(|m| super::model::predicted_bound(&row.strategy, m.p50_ms));
+            // The row's own time per winner, from the loop with the database hop undelayed.
+            let own_ms = self
+                .limits
+                .iter()
+                .find(|l| l.limit == super::limits::LOOPBACK_ROW)
+                .filter(|l| l.median.rps > 0.0)
+                .map_or(0.0, |l| 1000.0 / l.median.rps);
+            row.model_bound = self
+                .network
+                .measured
+                .and_then(|m| super::model::predicted_bound(&row.strategy, m.mean_ms, own_ms));
         }
     }
 
