@@ -126,7 +126,9 @@ impl Haproxy {
             stats: format!("http://127.0.0.1:{stats}/stats;csv"),
         };
         let names: Vec<String> = (0..backends.len()).map(|i| format!("n{i}")).collect();
-        haproxy.wait_for(Duration::from_secs(20), |s| names.iter().all(|n| s.get(n).is_some_and(|v| v == "UP"))).await;
+        haproxy
+            .wait_for(Duration::from_secs(20), |s| names.iter().all(|n| s.get(n).is_some_and(|v| v == "UP")))
+            .await;
         haproxy
     }
 
@@ -135,7 +137,8 @@ impl Haproxy {
         let Ok(r) = reqwest::get(&self.stats).await else { return Default::default() };
         let text = r.text().await.unwrap_or_default();
         let mut lines = text.lines();
-        let header: Vec<&str> = lines.next().unwrap_or_default().trim_start_matches("# ").split(',').collect();
+        let header: Vec<&str> =
+            lines.next().unwrap_or_default().trim_start_matches("# ").split(',').collect();
         let col = |name: &str| header.iter().position(|h| *h == name);
         let (Some(px), Some(sv), Some(status)) = (col("pxname"), col("svname"), col("status")) else {
             return Default::default();
