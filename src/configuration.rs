@@ -95,6 +95,11 @@ pub struct ServerSettings {
     /// `/metrics` leaves the public port (`src/management.rs`). Unset: everything on `port`.
     #[serde(default)]
     pub management_port: Option<u16>,
+    /// Load balancers whose `X-Forwarded-For` names the client (addresses or CIDR networks;
+    /// `src/client_ip.rs`). Empty: the TCP peer is the client and forwarding headers are
+    /// ignored.
+    #[serde(default)]
+    pub trusted_proxies: crate::client_ip::TrustedProxies,
 }
 
 /// `[database]`
@@ -386,6 +391,32 @@ pub struct LogSettings {
     /// `human` or `json` (`config/production.toml` sets `json`).
     #[serde(default)]
     pub format: LogFormat,
+}
+
+#[cfg(test)]
+mod trusted_proxy_tests {
+    #[test]
+    fn no_proxy_is_trusted_by_default() {
+        let settings = super::load_for("test", &[]).expect("the test settings");
+        assert!(settings.server.trusted_proxies.is_empty());
+    }
+
+    #[test]
+    fn trusted_proxies_read_from_one_comma_separated_string_as_the_environment_gives_it() {
+        let list = ("server.trusted_proxies", "10.0.0.0/8, 127.0.0.1".to_owned());
+        let settings = super::load_for("test", &[list]).expect("a valid list");
+        let trusted = &settings.server.trusted_proxies;
+        assert!(trusted.contains("10.4.5.6".parse().unwrap()));
+        assert!(trusted.contains("127.0.0.1".parse().unwrap()));
+        assert!(!trusted.contains("127.0.0.2".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_malformed_trusted_proxy_stops_the_load_naming_the_setting() {
+        let list = ("server.trusted_proxies", "10.0.0.0/40".to_owned());
+        let e = super::load_for("test", &[list]).expect_err("a prefix past 32");
+        assert!(e.to_string().contains("trusted_proxies"), "{e}");
+    }
 }
 
 #[cfg(test)]

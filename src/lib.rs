@@ -14,6 +14,8 @@
 //! - [`error`]: [`error::ApiError`], one variant per status and error code.
 //! - [`accounts`]: which account ids exist (a valid signature is not an account).
 //! - [`auth`]: argon2id passwords, HS256 tokens, the `AuthUser` extractor, admin bootstrap.
+//! - [`client_ip`]: the client's address — the TCP peer, or `X-Forwarded-For` when the
+//!   peer is one of `server.trusted_proxies`.
 //! - [`limits`]: abuse limits — rates per IP and per user, failed logins per email, the
 //!   bound on concurrent password hashes; all bounded in memory.
 //! - [`db`], [`migration`], [`entities`]: database access; the race tables themselves are
@@ -40,6 +42,7 @@ pub mod bounded;
 pub mod breaker;
 pub mod build_info;
 pub mod cli;
+pub mod client_ip;
 pub mod configuration;
 pub mod db;
 pub mod entities;

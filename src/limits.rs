@@ -1,4 +1,4 @@
-//! Abuse limits, all bounded in memory: request rates per client IP and per user on login,
+//! Abuse limits, all bounded in memory: request rates per client IP (`crate::client_ip`) and per user on login,
 //! register and apply (governor's keyed GCRA limiters), and the gate that bounds how many argon2 hashes run at once.
 //!
 //! # Layout
@@ -96,14 +96,16 @@ pub fn client_key(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Counts a request of this client against `limit` (the peer address: nanum does not trust
-/// forwarding headers).
+/// Counts a request of this client against `limit`: the TCP peer, or what a trusted proxy
+/// forwards for it ([`crate::client_ip::client_addr`]); a forged header from anyone else
+/// changes nothing.
 pub(crate) fn per_ip(
     req: &actix_web::HttpRequest,
+    trusted: &crate::client_ip::TrustedProxies,
     limit: Option<&KeyedLimit<IpAddr>>,
 ) -> Result<(), ApiError> {
-    match req.peer_addr() {
-        Some(peer) => RateLimits::check(limit, &client_key(peer.ip())),
+    match crate::client_ip::client_addr(req, trusted) {
+        Some(client) => RateLimits::check(limit, &client_key(client)),
         None => Ok(()),
     }
 }

@@ -170,7 +170,7 @@ pub(crate) async fn apply(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     state.breakers.refuse_apply()?;
-    per_ip(&req, state.limits.apply_per_ip.as_ref())?;
+    per_ip(&req, &state.settings.server.trusted_proxies, state.limits.apply_per_ip.as_ref())?;
     let key = req.headers().get("Idempotency-Key").map(|raw| raw.to_str().unwrap_or_default());
     let strategy = state.strategy.name().as_str();
     match apply_as(&state, &user, id.into_inner(), key).await? {

@@ -21,10 +21,11 @@ const MAX_EMAIL_LEN: usize = 254;
 /// Longest password accepted, in characters.
 const MAX_PASSWORD_CHARS: usize = 128;
 
-/// The throttle's key for this client: its peer address (`limits::client_key`), or the
-/// unspecified address when the connection has none.
-pub(crate) fn client_of(req: &HttpRequest) -> std::net::IpAddr {
-    req.peer_addr().map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |p| client_key(p.ip()))
+/// The throttle's key for this client: its address (`client_ip::client_addr`, then
+/// `limits::client_key`), or the unspecified address when the connection has none.
+pub(crate) fn client_of(req: &HttpRequest, state: &AppState) -> std::net::IpAddr {
+    crate::client_ip::client_addr(req, &state.settings.server.trusted_proxies)
+        .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), client_key)
 }
 
 /// A sign-up.
@@ -81,7 +82,7 @@ pub(crate) async fn register(
     req: HttpRequest,
     body: web::Json<Object<NewUser>>,
 ) -> Result<HttpResponse, ApiError> {
-    per_ip(&req, state.limits.register_per_ip.as_ref())?;
+    per_ip(&req, &state.settings.server.trusted_proxies, state.limits.register_per_ip.as_ref())?;
     let model = sign_up(&state, body.into_inner().0).await?;
     Ok(HttpResponse::Created().json(json!({ "id": model.id, "email": model.email, "name": model.name })))
 }
@@ -128,9 +129,9 @@ pub(crate) async fn login(
     req: HttpRequest,
     body: web::Json<Object<Credentials>>,
 ) -> Result<HttpResponse, ApiError> {
-    per_ip(&req, state.limits.login_per_ip.as_ref())?;
+    per_ip(&req, &state.settings.server.trusted_proxies, state.limits.login_per_ip.as_ref())?;
     let Credentials { email, password } = body.into_inner().0;
-    let user = sign_in(&state, &email, password, client_of(&req)).await?;
+    let user = sign_in(&state, &email, password, client_of(&req, &state)).await?;
     let token = state.tokens.issue(&user)?;
     Ok(HttpResponse::Ok().json(json!({
         "access_token": token,

@@ -72,7 +72,7 @@ pub(crate) async fn signup(
 ) -> Result<HttpResponse, WebError> {
     visitor.check_csrf(&form.csrf)?;
     // the API's per-address limit, so the pages are no way around it
-    per_ip(&req, state.limits.register_per_ip.as_ref())?;
+    per_ip(&req, &state.settings.server.trusted_proxies, state.limits.register_per_ip.as_ref())?;
     let SignUp { email, name, password, next, .. } = form.into_inner();
     let user = sign_up(&state, NewUser { email, password, name }).await?;
     let (cookie, ttl) = visitor.session_for(&state, user.id).await?;
@@ -106,9 +106,9 @@ pub(crate) async fn login(
     form: web::Form<SignIn>,
 ) -> Result<HttpResponse, WebError> {
     visitor.check_csrf(&form.csrf)?;
-    per_ip(&req, state.limits.login_per_ip.as_ref())?;
+    per_ip(&req, &state.settings.server.trusted_proxies, state.limits.login_per_ip.as_ref())?;
     let SignIn { email, password, next, .. } = form.into_inner();
-    let user = sign_in(&state, &email, password, client_of(&req)).await?;
+    let user = sign_in(&state, &email, password, client_of(&req, &state)).await?;
     let (cookie, ttl) = visitor.session_for(&state, user.id).await?;
     Ok(visitor.redirect(local_path(next.as_deref()), Some((&cookie, ttl))))
 }

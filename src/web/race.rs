@@ -96,7 +96,7 @@ pub(crate) async fn apply(
     visitor.check_csrf(&form.csrf)?;
     state.breakers.refuse_apply()?;
     // the API's per-address limit (the per-reader one is inside `apply_as`)
-    per_ip(&req, state.limits.apply_per_ip.as_ref())?;
+    per_ip(&req, &state.settings.server.trusted_proxies, state.limits.apply_per_ip.as_ref())?;
     let user = visitor.user()?;
     let event_id = parse_id(&id)?;
     let answer = match apply_as(&state, user, event_id, Some(&form.key)).await {

@@ -2,6 +2,7 @@
 //! (a SQLite file, or a MariaDB database for the races and outages) and talks HTTP to it.
 
 mod applications;
+mod balancer;
 mod books;
 mod cluster;
 mod compare;
