@@ -58,8 +58,9 @@ impl NetworkInfo {
 
 
 /// What each strategy holds across round trips, counted from the code: from the moment the
-/// serialising resource is granted at its server until its release executes there, in round
-/// trips of the database and Redis hops, per winner — or per batch (`true`), where `B`
+/// serialising resource is granted at its server until its release executes there (or, where
+/// the next holder cannot start before that, until it can), in round trips of the database
+/// and Redis hops, per winner — or per batch (`true`), where `B`
 /// winners share them and the bound is `B` times higher. The counts include sqlx's
 /// `PING` on every pool checkout and deadpool's recycle `PING`, which a reading of the
 /// statements alone misses. docs/performance.md ("Over a network") has the evidence.
@@ -72,8 +73,10 @@ pub const HELD: [(StrategyName, f64, f64, bool); 12] = [
     (StrategyName::PessimisticLock, 2.0, 0.0, false),
     // The row from the versioned `UPDATE` to COMMIT (a conflict costs a whole new attempt).
     (StrategyName::OptimisticLock, 1.0, 0.0, false),
-    // The Redis lock: the section's seven database round trips and two of Redis.
-    (StrategyName::RedisLock, 7.0, 2.0, false),
+    // The Redis lock is held for the section's seven database round trips and two of Redis,
+    // but a process's next head only starts acquiring after the release: the serial cycle is
+    // the seven and four of Redis (acquire, the pool's ping, the lease check, release).
+    (StrategyName::RedisLock, 7.0, 4.0, false),
     // The partition's consumer loop, per fetched batch.
     (StrategyName::KafkaSinglePartition, 9.0, 0.0, true),
     // The Redis lock, per partition batch.
