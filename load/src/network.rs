@@ -68,7 +68,10 @@ impl Profile {
     /// An unknown name (the message lists the known ones), or a negative or absurd RTT.
     pub fn pick(name: &str, rtt: Option<f64>) -> anyhow::Result<Self> {
         if let Some(rtt) = rtt {
-            anyhow::ensure!((0.0..=1000.0).contains(&rtt), "--rtt {rtt}: give milliseconds between 0 and 1000");
+            anyhow::ensure!(
+                (0.0..=1000.0).contains(&rtt),
+                "--rtt {rtt}: give milliseconds between 0 and 1000"
+            );
             return Ok(Profile { name: "custom", rtt_ms: rtt, jitter_ms: rtt / 10.0, description: "--rtt" });
         }
         PROFILES.iter().find(|p| p.name == name).copied().ok_or_else(|| {
@@ -199,7 +202,8 @@ async fn ping_pong(addr: &str, n: usize) -> anyhow::Result<(f64, f64, f64)> {
         }
     }
     times.sort_by(f64::total_cmp);
-    let at = |q: f64| times.get(((times.len() as f64 * q) as usize).min(times.len().saturating_sub(1))).copied();
+    let at =
+        |q: f64| times.get(((times.len() as f64 * q) as usize).min(times.len().saturating_sub(1))).copied();
     let mean = times.iter().sum::<f64>() / times.len().max(1) as f64;
     Ok((at(0.5).unwrap_or(0.0), at(0.99).unwrap_or(0.0), mean))
 }
@@ -240,7 +244,8 @@ impl Network {
                 backends.notes.push(format!(
                     "kafka.brokers = {brokers}: no proxied listener on {KAFKA_PROXIED_LISTENER} \
                      (restart Kafka with scripts/services-up kafka), so Kafka is left out of a \
-                     run over {}", profile.name
+                     run over {}",
+                    profile.name
                 ));
             }
         }
@@ -304,7 +309,11 @@ pub struct Hop {
 
 impl fmt::Debug for Hop {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Hop").field("name", &self.name).field("addr", &self.addr).field("target", &self.target).finish()
+        f.debug_struct("Hop")
+            .field("name", &self.name)
+            .field("addr", &self.addr)
+            .field("target", &self.target)
+            .finish()
     }
 }
 
@@ -315,8 +324,9 @@ impl Hop {
     ///
     /// The listening address is taken.
     pub async fn start(name: &str, listen: &str, target: &str, link: Link) -> anyhow::Result<Self> {
-        let listener =
-            TcpListener::bind(listen).await.with_context(|| format!("hop {name}: cannot listen on {listen}"))?;
+        let listener = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("hop {name}: cannot listen on {listen}"))?;
         let state = Arc::new(HopState {
             link: Mutex::new(link),
             cut: watch::Sender::new(false),

@@ -131,9 +131,16 @@ async fn a_networked_run_reaches_every_backend_through_its_hop() {
         assert_eq!(backends.kafka.as_deref(), Some(KAFKA_HOP), "notes: {:?}", backends.notes);
         let client = strategies::kafka::client::connect(KAFKA_HOP, Duration::from_secs(10)).await.unwrap();
         let topic = format!("nanum-network-test.{}", uuid::Uuid::new_v4().simple());
-        strategies::kafka::client::ensure_topic(&client, &topic, 1, 1, Duration::from_secs(10)).await.unwrap();
-        strategies::kafka::client::partition_client(&client, &topic, 0, Duration::from_secs(10)).await.unwrap();
+        strategies::kafka::client::ensure_topic(&client, &topic, 1, 1, Duration::from_secs(10))
+            .await
+            .unwrap();
+        strategies::kafka::client::partition_client(&client, &topic, 0, Duration::from_secs(10))
+            .await
+            .unwrap();
         let (connections, _) = hop("kafka").unwrap().counters();
-        assert!(connections >= 2, "only {connections} connection(s) crossed the Kafka hop: the broker advertises its own address");
+        assert!(
+            connections >= 2,
+            "only {connections} connection(s) crossed the Kafka hop: the broker advertises its own address"
+        );
     }
 }

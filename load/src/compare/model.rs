@@ -31,7 +31,12 @@ impl NetworkInfo {
                 profile: n.profile.name.to_owned(),
                 rtt_ms: n.profile.rtt_ms,
                 jitter_ms: n.profile.jitter_ms,
-                hops: n.hops.iter().map(|h| h.name.clone()).chain(["api (one per instance)".to_owned()]).collect(),
+                hops: n
+                    .hops
+                    .iter()
+                    .map(|h| h.name.clone())
+                    .chain(["api (one per instance)".to_owned()])
+                    .collect(),
                 measured: Some(n.measured),
             },
         }
@@ -40,7 +45,10 @@ impl NetworkInfo {
     /// One line for the preamble and the report.
     pub fn text(&self) -> String {
         match &self.measured {
-            None => format!("network {}: no proxy", if self.profile.is_empty() { "loopback" } else { &self.profile }),
+            None => format!(
+                "network {}: no proxy",
+                if self.profile.is_empty() { "loopback" } else { &self.profile }
+            ),
             Some(m) => format!(
                 "network {}: {} ms RTT ± {} ms on every hop ({}); a hop measured {} ms p50, {} ms mean, {} ms p99 (loopback alone {} ms)",
                 self.profile,
@@ -55,7 +63,6 @@ impl NetworkInfo {
         }
     }
 }
-
 
 /// What each strategy holds across round trips, counted from the code: from the moment the
 /// serialising resource is granted at its server until its release executes there (or, where
