@@ -14,6 +14,8 @@
 //! - [`readers`]: readers in bulk (accounts inserted, tokens minted).
 //! - [`backends`], [`deploy`]: a fresh database and fresh Redis/Kafka names per deployment,
 //!   and the check of a race against the database.
+//! - [`network`]: a delaying, cuttable TCP hop per backend and API instance
+//!   (`compare --network`).
 //! - [`loadtest`], [`compare`]: the two commands.
 
 pub mod api;
