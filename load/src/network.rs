@@ -473,20 +473,18 @@ async fn sleep_until(due: Instant) {
 
 type Wake = (Instant, oneshot::Sender<()>);
 
-fn timer() -> mpsc::Sender<Wake> {
-    static TIMER: OnceLock<Mutex<mpsc::Sender<Wake>>> = OnceLock::new();
-    TIMER
-        .get_or_init(|| {
-            let (tx, rx) = mpsc::channel::<Wake>();
-            std::thread::Builder::new()
-                .name("nanum-net-timer".into())
-                .spawn(move || timer_thread(&rx))
-                .expect("spawn the network timer thread");
-            Mutex::new(tx)
-        })
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone()
+/// The timer thread's inbox, started on first use (a `Sender` is `Sync`: no lock, no clone
+/// per chunk).
+fn timer() -> &'static mpsc::Sender<Wake> {
+    static TIMER: OnceLock<mpsc::Sender<Wake>> = OnceLock::new();
+    TIMER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Wake>();
+        std::thread::Builder::new()
+            .name("nanum-net-timer".into())
+            .spawn(move || timer_thread(&rx))
+            .expect("spawn the network timer thread");
+        tx
+    })
 }
 
 /// Fires every wake whose instant has come; sleeps in `recv_timeout` until the next one.

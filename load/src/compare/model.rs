@@ -70,7 +70,7 @@ impl NetworkInfo {
 /// and Redis hops, per winner — or per batch (`true`), where `B`
 /// winners share them and the bound is `B` times higher. The counts include sqlx's
 /// `PING` on every pool checkout and deadpool's recycle `PING`, which a reading of the
-/// statements alone misses. docs/performance.md ("Over a network") has the evidence.
+/// statements alone misses. docs/performance.md ("Over a network") has the table in words.
 pub const HELD: [(StrategyName, f64, f64, bool); 12] = [
     // The stock row, `UPDATE` → `COMMIT`; the read before it is not serialised (the race).
     (StrategyName::NoControl, 1.0, 0.0, false),
@@ -108,13 +108,18 @@ pub const HELD: [(StrategyName, f64, f64, bool); 12] = [
 /// bound depends on the batch size, which the load decides), or a strategy the table does
 /// not know.
 pub fn predicted_bound(strategy: &str, rtt_ms: f64, own_ms: f64) -> Option<f64> {
-    let (_, db, redis, batched) = HELD.iter().find(|(s, ..)| s.as_str() == strategy)?;
+    let (_, db, redis, batched) = held(strategy)?;
     (!batched && rtt_ms > 0.0).then(|| 1000.0 / ((db + redis) * rtt_ms + own_ms))
+}
+
+/// `strategy`'s row of [`HELD`], by its name as reports keep it.
+fn held(strategy: &str) -> Option<&'static (StrategyName, f64, f64, bool)> {
+    HELD.iter().find(|(s, ..)| s.as_str() == strategy)
 }
 
 /// Round trips held per winner (or per batch), in words, for the report.
 pub fn held_text(strategy: &str) -> String {
-    match HELD.iter().find(|(s, ..)| s.as_str() == strategy) {
+    match held(strategy) {
         Some((_, db, redis, batched)) => {
             let mut t = format!("{db} DB");
             if *redis > 0.0 {
